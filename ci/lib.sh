@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Helpers shared by the air-gapped build scripts: logging, and timed, cached, resumable steps.
+# Sourced, never run. Every step writes into its own cache directory and marks it done only
+# after success, so a half-built cache entry is never reused.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=ci/versions.env
+source "$ROOT/ci/versions.env"
+CACHE=${AIRGAP_CACHE:-/var/cache/mysql-chart-airgap}
+LOGS=$CACHE/logs
+BIN=$ROOT/bin
+export PATH="$BIN:/usr/local/go/bin:$PATH"
+mkdir -p "$CACHE" "$LOGS" "$BIN"
+
+# usage: log MESSAGE...  (timestamped, to stderr)
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# usage: die MESSAGE...
+die() { log "ERROR: $*"; exit 1; }
+
+# usage: done_marker DIR  -> true when DIR holds a finished build
+is_done() { [[ -f $1/.done ]]; }
+
+# usage: step NAME DIR FUNCTION [ARGS...]
+# Runs FUNCTION DIR ARGS... with its output in $LOGS/NAME.log unless DIR is already done.
+# FUNCTION must (re)create DIR from scratch. Prints a heartbeat every minute while it runs;
+# on failure prints the tail of the log and exits non-zero.
+step() {
+  local name=$1 dir=$2 fn=$3; shift 3
+  if is_done "$dir"; then
+    log "$name: cached in $dir"
+    return 0
+  fi
+  local logf=$LOGS/$name.log start=$SECONDS rc=0 beat
+  log "$name: building into $dir (log: $logf)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  ( while sleep 60; do log "$name: still running ($(( (SECONDS - start) / 60 )) min): $(tail -n 1 "$logf" | cut -c1-120)"; done ) &
+  beat=$!
+  ( set -euo pipefail; "$fn" "$dir" "$@" ) >"$logf" 2>&1 || rc=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  if (( rc != 0 )); then
+    log "$name: FAILED after $(( SECONDS - start ))s (exit $rc). Last lines of $logf:"
+    tail -n 40 "$logf" >&2
+    exit "$rc"
+  fi
+  touch "$dir/.done"
+  log "$name: done in $(( SECONDS - start ))s"
+}

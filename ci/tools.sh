@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the command-line tools the project drives into bin/ (gitignored) from the Go module
+# proxy: kind, helm (4, and 3 as helm3 for compatibility checks). kubectl is copied from the
+# Kubernetes build (ci/k8s.sh) so that client and cluster versions match.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# usage: build_go_tool OUTDIR NAME MODULE_PATH@VERSION [LDFLAGS]
+build_go_tool() {
+  local out=$1 name=$2 pkg=$3 ldflags=${4:-}
+  GOBIN=$out CGO_ENABLED=0 go install -trimpath -ldflags "-s -w $ldflags" "$pkg"
+  [[ -x $out/$name ]] || mv "$out"/* "$out/$name"
+  "$out/$name" version
+}
+
+build_kind() { build_go_tool "$1" kind "sigs.k8s.io/kind@$KIND_VERSION"; }
+build_helm() {
+  local major=${HELM_VERSION%%.*}
+  build_go_tool "$1" helm "helm.sh/helm/$major/cmd/helm@$HELM_VERSION" \
+    "-X helm.sh/helm/$major/internal/version.version=$HELM_VERSION"
+}
+build_helm3() {
+  build_go_tool "$1" helm "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
+}
+
+# usage: link NAME CACHED_BINARY -> bin/NAME
+link() { ln -sf "$2" "$BIN/$1"; }
+
+main() {
+  local what=${1:-all}
+  if [[ $what == all || $what == kind ]]; then
+    step "kind-$KIND_VERSION" "$CACHE/kind-$KIND_VERSION" build_kind
+    link kind "$CACHE/kind-$KIND_VERSION/kind"
+  fi
+  if [[ $what == all || $what == helm ]]; then
+    step "helm-$HELM_VERSION" "$CACHE/helm-$HELM_VERSION" build_helm
+    link helm "$CACHE/helm-$HELM_VERSION/helm"
+    step "helm-$HELM3_VERSION" "$CACHE/helm-$HELM3_VERSION" build_helm3
+    link helm3 "$CACHE/helm-$HELM3_VERSION/helm"
+  fi
+  if [[ $what == all || $what == kubectl ]]; then
+    bash "$ROOT/ci/k8s.sh"
+    link kubectl "$CACHE/k8s-$K8S_VERSION/bin/kubectl"
+  fi
+}
+
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"
