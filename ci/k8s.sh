@@ -10,7 +10,7 @@ K8S_CMDS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-sc
 build_k8s() {
   local out=$1 work=$1/src minor staging src
   mkdir -p "$work" "$out/bin"
-  cd "$work"
+  cd "$work" || return
   minor=${K8S_VERSION#v1.}                       # 34.4 -> staging modules are v0.34.4
   src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   [[ -d $src ]] || { echo "k8s.io/kubernetes@$K8S_VERSION not served by the module proxy"; return 1; }

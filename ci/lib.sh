@@ -5,7 +5,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=ci/versions.env
+# shellcheck source=versions.env
 source "$ROOT/ci/versions.env"
 CACHE=${AIRGAP_CACHE:-/var/cache/mysql-chart-airgap}
 LOGS=$CACHE/logs
@@ -48,4 +48,10 @@ step() {
   fi
   touch "$dir/.done"
   log "$name: done in $(( SECONDS - start ))s"
+}
+
+# usage: docker_build TAG CONTEXT_DIR  -- quiet unless it fails
+docker_build() {
+  local out
+  out=$(docker build -t "$1" "$2" 2>&1) || { printf '%s\n' "$out" | tail -n 30 >&2; die "docker build $1 failed"; }
 }
