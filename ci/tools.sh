@@ -39,8 +39,12 @@ main() {
     link helm3 "$CACHE/helm-$HELM3_VERSION/helm"
   fi
   if [[ $what == all || $what == kubectl ]]; then
-    bash "$ROOT/ci/k8s.sh"
-    link kubectl "$CACHE/k8s-$K8S_VERSION/bin/kubectl"
+    if [[ $(bash "$ROOT/ci/mode.sh") == registry ]] && [[ ! -e $BIN/kubectl ]] && command -v kubectl >/dev/null; then
+      log "kubectl: using $(command -v kubectl) (registry mode builds no Kubernetes binaries)"
+    else
+      bash "$ROOT/ci/k8s.sh"
+      link kubectl "$CACHE/k8s-$K8S_VERSION/bin/kubectl"
+    fi
   fi
 }
 

@@ -1,0 +1,56 @@
+# Replicated MySQL/MariaDB on Kubernetes: chart, kind cluster and tests.
+# `make e2e` runs the whole scenario from nothing; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+export PATH := $(ROOT)/bin:$(ROOT)/.venv/bin:/usr/local/go/bin:$(PATH)
+VENV := $(ROOT)/.venv
+PYTEST := $(VENV)/bin/python -m pytest
+
+.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e test lint
+
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	bash ci/host-deps.sh
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+venv: $(VENV)/.installed ## Python virtualenv with the test dependencies (.venv)
+
+docker: ## install and start the Docker engine if needed
+	bash ci/docker.sh
+
+tools: docker ## build kind, helm, helm3, kubectl into bin/
+	bash ci/tools.sh
+
+cluster: ## create or reuse the kind cluster `mysql-chart` (builds the node image when air-gapped)
+	bash ci/cluster.sh up
+
+images: ## build the database images when air-gapped and load them into the cluster
+	bash ci/cluster.sh images
+
+cluster-down: ## delete the kind cluster
+	bash ci/cluster.sh down
+
+unit: venv ## render tests, helm lint, shellcheck: no cluster needed
+	bash ci/tools.sh helm
+	$(PYTEST) -m render tests/render
+
+smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
+	$(PYTEST) -m smoke tests/smoke
+
+e2e: venv cluster images ## the mission scenario on kind: install, write, scale to 5, read on mysql-3, and more
+	$(PYTEST) -m e2e tests/e2e
+
+test: venv ## every test: unit, smoke, e2e
+	$(MAKE) unit
+	$(MAKE) smoke
+	$(MAKE) e2e
+
+lint: venv ## ruff and shellcheck
+	$(VENV)/bin/ruff check tests
+	shellcheck -x ci/*.sh ci/files/*.sh chart/files/*.sh
