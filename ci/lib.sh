@@ -27,9 +27,13 @@ is_done() { [[ -f $1/.done ]]; }
 # FUNCTION must (re)create DIR from scratch. Prints a heartbeat every minute while it runs;
 # on failure prints the tail of the log and exits non-zero.
 step() {
-  local name=$1 dir=$2 fn=$3; shift 3
+  local name=$1 dir=$2 fn=$3 lock; shift 3
+  # One builder per cache entry: a second run waits for the first, then finds it done.
+  exec {lock}>"$dir.lock"
+  flock "$lock"
   if is_done "$dir"; then
     log "$name: cached in $dir"
+    exec {lock}>&-
     return 0
   fi
   local logf=$LOGS/$name.log start=$SECONDS rc=0 beat
@@ -38,7 +42,11 @@ step() {
   mkdir -p "$dir"
   ( while sleep 60; do log "$name: still running ($(( (SECONDS - start) / 60 )) min): $(tail -n 1 "$logf" | cut -c1-120)"; done ) &
   beat=$!
-  ( set -euo pipefail; "$fn" "$dir" "$@" ) >"$logf" 2>&1 || rc=$?
+  # Not `( … ) || rc=$?`: errexit is ignored inside a command whose status is tested.
+  set +e
+  ( set -euo pipefail; "$fn" "$dir" "$@" ) >"$logf" 2>&1
+  rc=$?
+  set -e
   kill "$beat" 2>/dev/null || true
   wait "$beat" 2>/dev/null || true
   if (( rc != 0 )); then
@@ -47,6 +55,7 @@ step() {
     exit "$rc"
   fi
   touch "$dir/.done"
+  exec {lock}>&-
   log "$name: done in $(( SECONDS - start ))s"
 }
 
