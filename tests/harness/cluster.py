@@ -1,0 +1,329 @@
+"""The Kubernetes cluster under test: settings, `make cluster`/`make images`, kubeconfig, commands.
+
+Two ways to get a cluster:
+
+- kind (default): `make cluster` creates or reuses the kind cluster `mysql-chart`, `make images`
+  builds and loads the database images; the session deletes the cluster at the end only if it
+  created it and was not told to keep it.
+- existing: `--kube-context NAME` (or `KUBE_CONTEXT`), or pytest-helm-charts' `--kube-config PATH`,
+  uses that cluster as it is: nothing is created, loaded or deleted.
+
+Every command runs with `bin/` first on PATH and a private, flattened kubeconfig holding exactly
+one context, so the user's current context can change during a run without effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / "bin"
+CHART = ROOT / "chart"
+ARTIFACTS = ROOT / "artifacts"
+KIND_CLUSTER = "mysql-chart"
+KIND_CONTEXT = f"kind-{KIND_CLUSTER}"
+TOOLS = ("kind", "helm", "kubectl")
+MODES = ("airgap", "registry")
+FLAVORS = ("mariadb", "mysql")
+
+# Images the tests themselves run (not the chart's): per mode.
+BUSYBOX = {"airgap": "mysql-chart.local/busybox:1.35", "registry": "busybox:1.36"}
+# A second tag of the air-gapped database image, for the rolling-update scenario.
+AIRGAP_UPDATE_IMAGE = "mysql-chart.local/mariadb:10.11-r2"
+AIRGAP_VALUES = ROOT / "ci" / "values-airgap.yaml"
+
+
+class CommandError(RuntimeError):
+    """A command exited non-zero (or timed out); carries the command and the tail of its output."""
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        status = "timed out" if returncode is None else f"exited {returncode}"
+        super().__init__(
+            f"`{' '.join(self.argv)}` {status}\n--- stdout (tail) ---\n{_tail(stdout)}"
+            f"\n--- stderr (tail) ---\n{_tail(stderr)}"
+        )
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment for subprocesses: the project's `bin/` first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def missing_tools(env: Mapping[str, str]) -> list[str]:
+    """Return the names in TOOLS that cannot be found on env's PATH."""
+    return [name for name in TOOLS if shutil.which(name, path=env["PATH"]) is None]
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float,
+    check: bool = True,
+    input: str | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """Run argv and capture its output; raise CommandError on a non-zero exit when check is set."""
+    log.debug("$ %s", " ".join(argv))
+    try:
+        proc = subprocess.run(
+            list(argv), env=dict(env), cwd=cwd, input=input, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CommandError(argv, None, _text(e.stdout), _text(e.stderr)) from e
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def _text(data: str | bytes | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data or ""
+
+
+def run_logged(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, cwd: Path = ROOT) -> None:
+    """Run a long command, logging each output line live with the elapsed time; raise on failure."""
+    start = time.monotonic()
+    log.info("$ %s (up to %.0f min)", " ".join(argv), timeout / 60)
+    lines: list[str] = []
+    with subprocess.Popen(
+        list(argv), env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                log.info("[%s +%.0fs] %s", argv[-1], time.monotonic() - start, lines[-1])
+            rc = proc.wait()
+        finally:
+            killer.cancel()
+    elapsed = time.monotonic() - start
+    log.info("$ %s: exit %d after %.0fs", " ".join(argv), rc, elapsed)
+    if rc != 0:
+        raise CommandError(argv, None if elapsed >= timeout else rc, "\n".join(lines), "")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the run was asked to do: from pytest options first, then environment variables."""
+
+    mode: str
+    flavor: str
+    keep: bool
+    kube_context: str | None
+    kube_config: Path | None
+
+    @property
+    def existing_cluster(self) -> bool:
+        """True when the run targets a cluster it must neither create nor delete."""
+        return self.kube_context is not None or self.kube_config is not None
+
+    @classmethod
+    def resolve(
+        cls, *, flavor: str | None, keep: bool, kube_context: str | None, kube_config: str | None
+    ) -> Settings:
+        """Combine options and environment (FLAVOR, KEEP, KUBE_CONTEXT; AIRGAP via ci/mode.sh)."""
+        mode = detect_mode()
+        flavor = flavor or os.environ.get("FLAVOR") or ("mariadb" if mode == "airgap" else "mysql")
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
+        if flavor == "mysql" and mode == "airgap":
+            raise ValueError(
+                "the mysql flavor needs upstream images (mysql:8.4, percona-xtrabackup:8.4), which an "
+                "air-gapped machine cannot pull: use --flavor=mariadb here, or AIRGAP=0 where a registry "
+                "is reachable"
+            )
+        return cls(
+            mode=mode,
+            flavor=flavor,
+            keep=keep or _env_flag("KEEP"),
+            kube_context=kube_context or os.environ.get("KUBE_CONTEXT") or None,
+            kube_config=Path(kube_config) if kube_config else None,
+        )
+
+
+def detect_mode() -> str:
+    """Return `airgap` or `registry` as `ci/mode.sh` decides (AIRGAP=1/0 forces it)."""
+    script = ROOT / "ci" / "mode.sh"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script} is missing: it decides between air-gapped and registry mode")
+    mode = run(["bash", str(script)], env=tool_env(), timeout=30).stdout.strip()
+    if mode not in MODES:
+        raise ValueError(f"ci/mode.sh printed {mode!r}, expected one of {MODES}")
+    return mode
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster: one kubeconfig file, one context, and the tools to drive it."""
+
+    kubeconfig: Path
+    context: str
+    settings: Settings
+    created: bool = False
+    env: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = tool_env({"KUBECONFIG": str(self.kubeconfig)})
+
+    @property
+    def busybox_image(self) -> str:
+        """The busybox image for throwaway pods in this mode."""
+        return BUSYBOX[self.settings.mode]
+
+    @property
+    def values_files(self) -> list[Path]:
+        """The values files every install of the chart takes in this mode."""
+        return [AIRGAP_VALUES] if self.settings.mode == "airgap" else []
+
+    def update_image(self, current: str) -> str:
+        """Return another tag of the server image `current`, for a rolling update.
+
+        UPDATE_IMAGE overrides; air-gapped it is the `-r2` tag of the local image; otherwise the
+        same repository with the tag cut to major.minor (`mariadb:11.4.5` -> `mariadb:11.4`).
+        """
+        if os.environ.get("UPDATE_IMAGE"):
+            return os.environ["UPDATE_IMAGE"]
+        if self.settings.mode == "airgap":
+            return AIRGAP_UPDATE_IMAGE
+        repo, _, tag = current.rpartition(":")
+        short = ".".join(tag.split(".")[:2])
+        if short == tag:
+            raise ValueError(f"cannot derive a second tag from {current!r}: set UPDATE_IMAGE")
+        return f"{repo}:{short}"
+
+    def kubectl(
+        self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `kubectl --context <ctx> ARGS`."""
+        return run(
+            ["kubectl", "--context", self.context, *args],
+            env=self.env,
+            timeout=timeout,
+            check=check,
+            input=input,
+        )
+
+    def helm(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `helm --kube-context <ctx> ARGS`."""
+        return run(
+            ["helm", "--kube-context", self.context, *args], env=self.env, timeout=timeout, check=check
+        )
+
+    def kind_export_logs(self, dest: Path) -> None:
+        """Write `kind export logs` into dest (only for the kind cluster this harness manages)."""
+        if self.settings.existing_cluster:
+            return
+        dest.mkdir(parents=True, exist_ok=True)
+        proc = run(
+            ["kind", "export", "logs", str(dest), "--name", KIND_CLUSTER],
+            env=self.env,
+            timeout=300,
+            check=False,
+        )
+        log.info("kind export logs -> %s (exit %d)", dest, proc.returncode)
+
+
+def kind_cluster_exists(env: Mapping[str, str]) -> bool:
+    """True when kind lists the cluster `mysql-chart` (False when kind itself is not built yet)."""
+    if shutil.which("kind", path=env["PATH"]) is None:
+        return False
+    proc = run(["kind", "get", "clusters"], env=env, timeout=60, check=False)
+    return KIND_CLUSTER in proc.stdout.split()
+
+
+def _require_tools(env: Mapping[str, str]) -> None:
+    missing = missing_tools(env)
+    if missing:
+        raise FileNotFoundError(
+            f"missing {', '.join(missing)} (looked in {BIN} and PATH): run `make tools`, which builds them "
+            "into bin/"
+        )
+
+
+def _write_private_kubeconfig(content: str, path: Path) -> Path:
+    doc = yaml.safe_load(content)
+    if not doc or len(doc.get("contexts") or []) != 1:
+        raise ValueError(
+            f"expected a kubeconfig with exactly one context, got {len(doc.get('contexts') or [])}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(content)
+    return path
+
+
+def up(settings: Settings, workdir: Path) -> Cluster:
+    """Create or reuse the cluster the settings name and return it, ready for kubectl and helm.
+
+    kind: `make cluster` then `make images` (both idempotent); existing: check it answers.
+    Raises (never skips) when the cluster cannot be reached.
+    """
+    env = tool_env()
+    kubeconfig = workdir / "kubeconfig"
+    if settings.existing_cluster:
+        _require_tools(env)
+        if settings.kube_config:
+            env["KUBECONFIG"] = str(settings.kube_config)
+        args = ["kubectl", "config", "view", "--minify", "--flatten"]
+        if settings.kube_context:
+            args += ["--context", settings.kube_context]
+        _write_private_kubeconfig(run(args, env=env, timeout=30).stdout, kubeconfig)
+        context = yaml.safe_load(kubeconfig.read_text())["current-context"]
+        cluster = Cluster(kubeconfig=kubeconfig, context=context, settings=settings, created=False)
+        log.info("using the existing cluster of context %s (nothing is created or deleted)", context)
+    else:
+        existed = kind_cluster_exists(env)
+        run_logged(["make", "cluster"], env=env, timeout=3600)
+        run_logged(["make", "images"], env=env, timeout=3600)
+        _require_tools(env)
+        content = run(["kind", "get", "kubeconfig", "--name", KIND_CLUSTER], env=env, timeout=60).stdout
+        _write_private_kubeconfig(content, kubeconfig)
+        cluster = Cluster(kubeconfig=kubeconfig, context=KIND_CONTEXT, settings=settings, created=not existed)
+        log.info("kind cluster %s: %s", KIND_CLUSTER, "created by this run" if cluster.created else "reused")
+    cluster.kubectl("get", "--raw", "/readyz", timeout=30)
+    return cluster
+
+
+def down(cluster: Cluster) -> None:
+    """Delete the kind cluster if this run created it and was not told to keep it."""
+    if cluster.settings.existing_cluster or not cluster.created:
+        return
+    if cluster.settings.keep:
+        log.info(
+            "keeping kind cluster %s (context %s) for inspection; `make cluster-down` deletes it",
+            KIND_CLUSTER,
+            KIND_CONTEXT,
+        )
+        return
+    run_logged(["make", "cluster-down"], env=cluster.env, timeout=600)

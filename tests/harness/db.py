@@ -1,0 +1,243 @@
+"""Database access from the test process: pymysql over a Kubernetes port-forward, GTID and checksum helpers.
+
+Per-flavor SQL differences live in FLAVORS and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import select
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import portforward
+
+from harness.cluster import Cluster
+from harness.kube import TIMEOUTS, Kube, wait_until
+
+log = logging.getLogger(__name__)
+
+PORT = 3306
+# ER_OPTION_PREVENTS_STATEMENT: "--read-only" / "--super-read-only" refuses the statement.
+READ_ONLY_ERRORS = frozenset({1290})
+# What "the server cannot be reached yet" looks like through pymysql.
+DB_TRANSIENT: tuple[type[BaseException], ...] = (
+    pymysql.err.OperationalError,
+    pymysql.err.InterfaceError,
+    ApiException,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """The SQL and client names that differ between MariaDB and MySQL."""
+
+    name: str
+    client: str  # client binary in the server image
+    gtid_executed: str  # the server's executed GTID set / position
+    wait_for_gtid: str  # (gtid, timeout_s) -> 0 when reached
+    replica_status: str
+    io_running: str
+    sql_running: str
+    last_error: str
+
+    def normalize_gtid(self, value: str) -> frozenset[str]:
+        """Return a GTID set/position as a set of comparable parts (order and whitespace ignored)."""
+        return frozenset(part.strip() for part in re.split(r",", value or "") if part.strip())
+
+
+FLAVORS = {
+    "mariadb": Flavor(
+        name="mariadb",
+        client="mariadb",
+        gtid_executed="SELECT @@GLOBAL.gtid_current_pos",
+        wait_for_gtid="SELECT MASTER_GTID_WAIT(%s, %s)",
+        replica_status="SHOW SLAVE STATUS",
+        io_running="Slave_IO_Running",
+        sql_running="Slave_SQL_Running",
+        last_error="Last_Error",
+    ),
+    "mysql": Flavor(
+        name="mysql",
+        client="mysql",
+        gtid_executed="SELECT @@GLOBAL.gtid_executed",
+        wait_for_gtid="SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)",
+        replica_status="SHOW REPLICA STATUS",
+        io_running="Replica_IO_Running",
+        sql_running="Replica_SQL_Running",
+        last_error="Last_Error",
+    ),
+}
+
+
+class _KubectlPortForward:
+    """Fallback transport: `kubectl port-forward pod/NAME :3306`, the local port parsed from its stdout."""
+
+    def __init__(self, cluster: Cluster, namespace: str, pod: str, timeout: float = 30) -> None:
+        self.proc = subprocess.Popen(
+            ["kubectl", "--context", cluster.context, "--namespace", namespace, "port-forward",
+             "--address", "127.0.0.1", f"pod/{pod}", f":{PORT}"],
+            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            line = self.proc.stdout.readline()
+            match = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+                return
+            if not line:
+                break
+        self.close()
+        raise OSError(f"kubectl port-forward to {namespace}/{pod} did not start: {line.strip()}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Database:
+    """The servers of one release, reached from the test process as root.
+
+    Each connection opens its own port-forward to the pod (websocket through the API server,
+    pymysql on the forwarded socket); `kubectl port-forward` is the fallback if the websocket
+    path fails while kubectl works.
+    """
+
+    def __init__(self, cluster: Cluster, kube: Kube, namespace: str, flavor: Flavor, password: str) -> None:
+        self.cluster = cluster
+        self.kube = kube
+        self.namespace = namespace
+        self.flavor = flavor
+        self._password = password
+        self._use_kubectl = False
+
+    def __repr__(self) -> str:
+        return f"Database({self.namespace}, {self.flavor.name})"
+
+    @contextmanager
+    def connect(
+        self, pod: str, *, database: str | None = None, autocommit: bool = True
+    ) -> Iterator[pymysql.Connection]:
+        """Yield a pymysql connection as root to pod's server; closed (and the forward torn down) on exit."""
+        conn = pymysql.Connection(
+            host="127.0.0.1", port=PORT, user="root", password=self._password, database=database,
+            autocommit=autocommit, connect_timeout=10, defer_connect=True, charset="utf8mb4",
+        )  # fmt: skip
+        forward: _KubectlPortForward | None = None
+        try:
+            if self._use_kubectl:
+                forward = self._connect_kubectl(conn, pod)
+            else:
+                try:
+                    pf = portforward(
+                        self.kube.core.connect_get_namespaced_pod_portforward,
+                        pod,
+                        self.namespace,
+                        ports=str(PORT),
+                    )
+                    conn.connect(pf.socket(PORT))
+                except (ApiException, OSError) as e:
+                    # The websocket itself failed: see whether kubectl's SPDY port-forward works instead.
+                    forward = self._connect_kubectl(conn, pod)
+                    log.warning(
+                        "websocket port-forward failed (%s) but kubectl port-forward works: using it", e
+                    )
+                    self._use_kubectl = True
+            yield conn
+        finally:
+            if conn.open:
+                conn.close()
+            if forward:
+                forward.close()
+
+    def _connect_kubectl(self, conn: pymysql.Connection, pod: str) -> _KubectlPortForward:
+        forward = _KubectlPortForward(self.cluster, self.namespace, pod)
+        try:
+            conn.port = forward.port
+            conn.connect()
+        except BaseException:
+            forward.close()
+            raise
+        return forward
+
+    def query(self, pod: str, sql: str, args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement on pod and return its rows."""
+        with self.connect(pod) as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def scalar(self, pod: str, sql: str, args: Sequence[Any] | None = None) -> Any:
+        """Run one statement on pod and return the first column of its first row."""
+        rows = self.query(pod, sql, args)
+        return rows[0][0] if rows else None
+
+    def wait_reachable(self, pod: str) -> None:
+        """Wait until pod's server accepts a root connection."""
+        wait_until(
+            lambda: self.scalar(pod, "SELECT 1") == 1,
+            timeout=TIMEOUTS.pod_ready,
+            what=f"{pod} accepts connections",
+            transient=DB_TRANSIENT,
+        )
+
+    def server_id(self, pod: str) -> int:
+        """Return pod's @@server_id."""
+        return int(self.scalar(pod, "SELECT @@server_id"))
+
+    def gtid_executed(self, pod: str) -> str:
+        """Return the GTID set (MySQL) or position (MariaDB) pod has executed, as the server prints it."""
+        return str(self.scalar(pod, self.flavor.gtid_executed) or "")
+
+    def replica_status(self, pod: str) -> dict[str, Any]:
+        """Return pod's replica status row as a dict (empty on a server that is no replica)."""
+        with self.connect(pod) as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(self.flavor.replica_status)
+            return dict(cur.fetchone() or {})
+
+    def replication_running(self, pod: str) -> bool:
+        """True when pod's replication IO and SQL threads both run."""
+        status = self.replica_status(pod)
+        return status.get(self.flavor.io_running) == "Yes" and status.get(self.flavor.sql_running) == "Yes"
+
+    def wait_for_gtid(self, pod: str, gtid: str, timeout: float = TIMEOUTS.gtid) -> None:
+        """Wait until replica pod has applied gtid: MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET.
+
+        The wait happens in the server; on timeout the AssertionError shows the replica's position
+        and replication threads.
+        """
+        start = time.monotonic()
+        log.info("waiting for %s to apply GTID %s (up to %.0fs)", pod, gtid, timeout)
+        result = self.scalar(pod, self.flavor.wait_for_gtid, (gtid, timeout))
+        if result != 0:
+            status = self.replica_status(pod)
+            keys = (self.flavor.io_running, self.flavor.sql_running, self.flavor.last_error, "Last_IO_Error")
+            raise AssertionError(
+                f"{pod} did not apply {gtid} within {timeout:.0f}s (result {result}); it has "
+                f"{self.gtid_executed(pod)!r}; replication: { {k: status.get(k) for k in keys} }"
+            )
+        log.info("%s applied GTID %s after %.0fs", pod, gtid, time.monotonic() - start)
+
+    def checksum(self, pod: str, table: str) -> int | None:
+        """Return CHECKSUM TABLE for `db.table` on pod (None when the table does not exist)."""
+        return self.query(pod, f"CHECKSUM TABLE {table} EXTENDED")[0][1]
+
+    def is_read_only_error(self, error: pymysql.err.MySQLError) -> bool:
+        """True when error is the server refusing a write because it is read-only."""
+        return bool(error.args) and error.args[0] in READ_ONLY_ERRORS

@@ -1,0 +1,164 @@
+"""A Helm release of the chart under test, and what the tests do with it.
+
+The chart's objects are named after the release (`helm install mysql ./chart` gives StatefulSet,
+headless Service and Secret `mysql`, Services `mysql-read` and `mysql-primary`, pods `mysql-N`).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes.client import V1StatefulSet
+
+from harness.cluster import CHART, Cluster
+from harness.db import Database, Flavor
+from harness.kube import TIMEOUTS, CommandResult, Kube, run_client_pod, wait_rolled_out
+
+log = logging.getLogger(__name__)
+
+ROOT_PASSWORD_KEY = "mysql-root-password"
+REPLICATION_PASSWORD_KEY = "mysql-replication-password"
+# uid/gid of mysqld in every supported image (official mysql/mariadb, the air-gapped build).
+MYSQL_UID = 999
+
+
+@dataclass
+class Release:
+    """One `helm install` of ./chart into its own namespace."""
+
+    cluster: Cluster
+    kube: Kube
+    namespace: str
+    flavor: Flavor
+    name: str = "mysql"
+    chart: Path = CHART
+    set_values: dict[str, str] = field(default_factory=dict)
+    client_labels: dict[str, str] = field(default_factory=dict)
+    _database: Database | None = field(default=None, init=False, repr=False)
+
+    # --- helm -----------------------------------------------------------------------------------
+
+    def _values_args(self) -> list[str]:
+        args: list[str] = []
+        for path in self.cluster.values_files:
+            args += ["--values", str(path)]
+        values = {"flavor": self.flavor.name, **self.set_values}
+        for key, value in values.items():
+            args += ["--set", f"{key}={value}"]
+        return args
+
+    def helm(
+        self, *args: str, timeout: float = TIMEOUTS.helm, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `helm ARGS --namespace <ns>` against the cluster."""
+        return self.cluster.helm(*args, "--namespace", self.namespace, timeout=timeout, check=check)
+
+    def install(self) -> V1StatefulSet:
+        """`helm install` the chart, then wait until the StatefulSet is rolled out."""
+        start = time.monotonic()
+        log.info(
+            "helm install %s %s into %s (%s)", self.name, self.chart, self.namespace, self._values_args()
+        )
+        self.helm("install", self.name, str(self.chart), *self._values_args())
+        sts = self.wait_rolled_out()
+        log.info(
+            "release %s/%s installed and rolled out in %.0fs",
+            self.namespace,
+            self.name,
+            time.monotonic() - start,
+        )
+        return sts
+
+    def upgrade(self, set_values: Mapping[str, str]) -> V1StatefulSet:
+        """`helm upgrade` with the install's values plus set_values, then wait until rolled out."""
+        self.set_values.update(set_values)
+        log.info("helm upgrade %s (%s)", self.name, self._values_args())
+        self.helm("upgrade", self.name, str(self.chart), *self._values_args())
+        return self.wait_rolled_out()
+
+    def test(self) -> subprocess.CompletedProcess[str]:
+        """Run `helm test` with its pods' logs; the caller asserts on the result."""
+        return self.helm("test", self.name, "--logs", "--timeout", "10m", check=False)
+
+    def uninstall(self) -> None:
+        """`helm uninstall` the release (its PVCs stay, as with any StatefulSet)."""
+        self.helm("uninstall", self.name, check=False)
+
+    # --- Kubernetes objects ------------------------------------------------------------------------
+
+    def statefulset(self) -> V1StatefulSet:
+        """The release's StatefulSet as the API server has it now."""
+        return self.kube.apps.read_namespaced_stateful_set(self.name, self.namespace)
+
+    def wait_rolled_out(self, replicas: int | None = None) -> V1StatefulSet:
+        """Wait until the StatefulSet is rolled out (with `replicas` replicas when given)."""
+        return wait_rolled_out(self.kube, self.namespace, self.name, replicas)
+
+    @property
+    def primary(self) -> str:
+        """The primary's pod name (ordinal 0)."""
+        return f"{self.name}-0"
+
+    def pod(self, ordinal: int) -> str:
+        """The pod name of ordinal, e.g. `mysql-3`."""
+        return f"{self.name}-{ordinal}"
+
+    def host(self, ordinal: int) -> str:
+        """The pod's DNS name through the headless Service, e.g. `mysql-3.mysql`."""
+        return f"{self.name}-{ordinal}.{self.name}"
+
+    def pods(self) -> list[str]:
+        """Every server pod the StatefulSet should have now, primary first."""
+        return [self.pod(i) for i in range(self.statefulset().spec.replicas)]
+
+    def replicas(self) -> list[str]:
+        """Every replica pod (all but the primary)."""
+        return self.pods()[1:]
+
+    def server_image(self) -> str:
+        """The server container's image (containers[0]) in the StatefulSet's pod template."""
+        return self.statefulset().spec.template.spec.containers[0].image
+
+    def secret_value(self, key: str) -> str:
+        """Decode one key of the release's Secret."""
+        secret = self.kube.core.read_namespaced_secret(self.name, self.namespace)
+        return base64.b64decode(secret.data[key]).decode()
+
+    # --- clients ----------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        """pymysql access to the release's servers as root (password read from the Secret)."""
+        if self._database is None:
+            self._database = Database(
+                self.cluster, self.kube, self.namespace, self.flavor, self.secret_value(ROOT_PASSWORD_KEY)
+            )
+        return self._database
+
+    def client(self, host: str, sql: str, *, timeout: float = TIMEOUTS.client_pod) -> CommandResult:
+        """Run `<client> -h host -uroot -N -B -e sql` in a throwaway in-cluster pod, as a user would.
+
+        The image is the server's; MYSQL_PWD comes from the release's Secret through secretKeyRef.
+        """
+        argv = [self.flavor.client, "-h", host, "-uroot", "--batch", "--skip-column-names", "-e", sql]
+        return self.client_pod(argv, timeout=timeout)
+
+    def client_pod(self, argv: list[str], *, timeout: float = TIMEOUTS.client_pod) -> CommandResult:
+        """Run argv in a throwaway pod of the server image, root password in MYSQL_PWD."""
+        return run_client_pod(
+            self.cluster,
+            self.namespace,
+            argv,
+            image=self.server_image(),
+            uid=MYSQL_UID,
+            name_prefix=f"{self.name}-client",
+            secret_env={"MYSQL_PWD": (self.name, ROOT_PASSWORD_KEY)},
+            labels=self.client_labels,
+            timeout=timeout,
+        )

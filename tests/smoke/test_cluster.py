@@ -1,0 +1,146 @@
+"""The cluster itself works the way the chart needs: StatefulSet + PVCs, cluster DNS, Services, storage."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from harness.cluster import Cluster
+from harness.kube import (
+    RESTRICTED_CONTAINER_SECURITY,
+    RESTRICTED_POD_SECURITY,
+    TIMEOUTS,
+    Kube,
+    exec_in_pod,
+    pod_recreated_and_ready,
+    wait_rolled_out,
+    wait_until,
+)
+from kubernetes.client import V1Pod
+
+pytestmark = pytest.mark.smoke
+
+NOBODY = 65534
+WEB_SCRIPT = (
+    'mkdir -p /data/www && echo "$HOSTNAME" > /data/www/index.html && exec httpd -f -p 8080 -h /data/www'
+)
+
+
+def web_objects(image: str) -> dict[str, dict]:
+    """StatefulSet `web` (2 busybox httpd pods, a PVC each), its headless Service, a ClusterIP Service."""
+    labels = {"app": "web"}
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "labels": labels},
+        "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "http", "port": 8080}]},
+    }
+    http = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web-http", "labels": labels},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": labels,
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    }
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "web", "labels": labels},
+        "spec": {
+            "serviceName": "web",
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "securityContext": {**RESTRICTED_POD_SECURITY, "runAsUser": NOBODY, "runAsGroup": NOBODY},
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", WEB_SCRIPT],
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2},
+                            "securityContext": RESTRICTED_CONTAINER_SECURITY,
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "16Mi"}},
+                    },
+                }
+            ],
+        },
+    }
+    return {"headless": headless, "http": http, "statefulset": statefulset}
+
+
+@pytest.fixture(scope="module")
+def web(kind_cluster: Cluster, kube: Kube, namespace: str) -> Iterator[str]:
+    """StatefulSet `web` and its Services created in the module's namespace, and rolled out."""
+    objects = web_objects(kind_cluster.busybox_image)
+    kube.core.create_namespaced_service(namespace, objects["headless"])
+    kube.core.create_namespaced_service(namespace, objects["http"])
+    kube.apps.create_namespaced_stateful_set(namespace, objects["statefulset"])
+    wait_rolled_out(kube, namespace, "web", replicas=2)
+    yield namespace
+
+
+def sh(kube: Kube, namespace: str, pod: str, script: str) -> str:
+    """Run a shell script in pod and return its stdout, failing with its output on a non-zero exit."""
+    return exec_in_pod(kube, namespace, pod, ["sh", "-c", script], timeout=60).ok().stdout
+
+
+def test_statefulset_with_headless_service_and_pvcs_becomes_ready(kube: Kube, web: str) -> None:
+    """A 2-replica StatefulSet with a headless Service and volumeClaimTemplates is Ready, a Bound PVC each."""
+    status = kube.apps.read_namespaced_stateful_set("web", web).status
+    assert (status.ready_replicas, status.current_revision) == (2, status.update_revision)
+    claims = {
+        c.metadata.name: c.status.phase for c in kube.core.list_namespaced_persistent_volume_claim(web).items
+    }
+    assert claims == {"data-web-0": "Bound", "data-web-1": "Bound"}
+
+
+def test_web_0_resolves_from_web_1_through_cluster_dns(kube: Kube, web: str) -> None:
+    """`web-0.web` resolves from web-1 to web-0's pod IP, and answers there with its hostname."""
+    pod_ip = kube.core.read_namespaced_pod("web-0", web).status.pod_ip
+    answer = sh(kube, web, "web-1", "nslookup web-0.web")
+    assert pod_ip in answer, f"web-0.web did not resolve to web-0's IP {pod_ip}:\n{answer}"
+    assert sh(kube, web, "web-1", "wget -q -T 5 -O - http://web-0.web:8080/").strip() == "web-0"
+
+
+def test_clusterip_service_answers_from_a_pod(kube: Kube, web: str) -> None:
+    """The ClusterIP Service `web-http` answers on port 80 from inside a pod, from both backends."""
+    service_ip = kube.core.read_namespaced_service("web-http", web).spec.cluster_ip
+    assert service_ip and service_ip != "None"
+    answers = set(
+        sh(kube, web, "web-1", "for i in $(seq 20); do wget -q -T 5 -O - http://web-http/; done").split()
+    )
+    assert answers == {"web-0", "web-1"}, f"20 requests to web-http were answered by {answers}"
+
+
+def test_file_on_the_pvc_survives_deleting_the_pod(kube: Kube, web: str) -> None:
+    """A file written to web-0's PVC is still there after the pod is deleted and recreated."""
+    token = uuid.uuid4().hex
+    sh(kube, web, "web-0", f"echo {token} > /data/marker && sync")
+    old: V1Pod = kube.core.read_namespaced_pod("web-0", web)
+    kube.core.delete_namespaced_pod("web-0", web)
+    new = wait_until(
+        pod_recreated_and_ready(kube, web, "web-0", old.metadata.uid),
+        timeout=TIMEOUTS.pod_ready,
+        what="web-0 recreated and Ready",
+    )
+    assert new.metadata.uid != old.metadata.uid
+    assert sh(kube, web, "web-0", "cat /data/marker").strip() == token
