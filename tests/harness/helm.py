@@ -149,6 +149,10 @@ class Release:
         argv = [self.flavor.client, "-h", host, "-uroot", "--batch", "--skip-column-names", "-e", sql]
         return self.client_pod(argv, timeout=timeout)
 
+    def client_script(self, script: str, *, timeout: float = TIMEOUTS.client_pod) -> CommandResult:
+        """Run a POSIX shell script in a throwaway pod of the server image, root password in MYSQL_PWD."""
+        return self.client_pod(["sh", "-c", script], timeout=timeout)
+
     def client_pod(self, argv: list[str], *, timeout: float = TIMEOUTS.client_pod) -> CommandResult:
         """Run argv in a throwaway pod of the server image, root password in MYSQL_PWD."""
         return run_client_pod(
