@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2034 # the paths below are used by the scripts that source this file
+# Helpers sourced by every script of the chart: logging, flavor binaries, paths, SQL helpers.
+# Inputs (env): FLAVOR (mysql|mariadb). Paths can be overridden for local testing only.
+set -euo pipefail
+
+# The PVC is mounted at DATA_ROOT; the live datadir is a subdirectory of it, so that it can be
+# replaced atomically by a rename (a clone or an initialisation is built in STAGING first).
+DATA_ROOT=${DATA_ROOT:-/var/lib/mysql}
+DATADIR=$DATA_ROOT/data
+STAGING=$DATA_ROOT/staging
+# Present while the sidecar rebuilds this replica from a peer (the server must stay down).
+RECLONE_MARK=$DATA_ROOT/reclone-requested
+# Written last into a complete datadir; a datadir without it is never started.
+COMPLETE_MARK=chart-datadir-complete
+# GTID position of a fresh clone, adopted once by server.sh before the first start.
+SOURCE_GTID_FILE=chart-source-gtid
+# Server option file assembled by init-config.sh; the chart's scripts and cnf files.
+MY_CNF=${MY_CNF:-/etc/mysql-chart/my.cnf}
+SCRIPTS=${SCRIPTS:-/opt/mysql-chart}
+SOCKET=${SOCKET:-/run/mysqld/mysqld.sock}
+
+# usage: log MESSAGE... -- timestamped info line on stderr
+log() { printf '%s [info] %s: %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$*" >&2; }
+# usage: warn MESSAGE... -- timestamped warning on stderr
+warn() { printf '%s [warn] %s: %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$*" >&2; }
+# usage: die MESSAGE... -- log an error and exit 1
+die() {
+  printf '%s [error] %s: %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$*" >&2
+  exit 1
+}
+
+# usage: ordinal -> prints the StatefulSet ordinal taken from $HOSTNAME (mysql-2 -> 2)
+ordinal() {
+  [[ ${HOSTNAME:?HOSTNAME is required} =~ -([0-9]+)$ ]] || die "cannot read an ordinal from HOSTNAME=$HOSTNAME"
+  printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# The only place where the two flavors differ in binary names.
+case ${FLAVOR:?FLAVOR is required (mysql or mariadb)} in
+  mysql)
+    SERVER_BIN=mysqld CLIENT_BIN=mysql ADMIN_BIN=mysqladmin
+    BACKUP_BIN=xtrabackup STREAM_BIN=xbstream
+    ;;
+  mariadb)
+    SERVER_BIN=mariadbd CLIENT_BIN=mariadb ADMIN_BIN=mariadb-admin
+    BACKUP_BIN=mariadb-backup STREAM_BIN=mbstream
+    ;;
+  *) die "unknown FLAVOR=$FLAVOR" ;;
+esac
+export SERVER_BIN CLIENT_BIN ADMIN_BIN BACKUP_BIN STREAM_BIN
+
+# usage: sql_escape STRING -> STRING escaped for use inside a single-quoted SQL literal
+sql_escape() {
+  local s=${1//\\/\\\\}
+  printf '%s' "${s//\'/\\\'}"
+}
+
+# usage: cnf_escape STRING -> STRING escaped for use inside a double-quoted option-file value
+cnf_escape() {
+  local s=${1//\\/\\\\}
+  printf '%s' "${s//\"/\\\"}"
+}
+
+# usage: client_cnf USER PASSWORD [SOCKET] -> prints a [client] option group
+# The password reaches the client through this file (a pipe or a 0600 file), never argv.
+client_cnf() {
+  printf '[client]\nuser="%s"\npassword="%s"\nsocket="%s"\n' \
+    "$(cnf_escape "$1")" "$(cnf_escape "$2")" "${3:-$SOCKET}"
+}
+
+# usage: sql USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on the local server (socket)
+sql() {
+  local user=$1 password=$2
+  shift 2
+  "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --batch --skip-column-names "$@"
+}
+
+# usage: sql_remote HOST USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on HOST:3306 over TCP
+sql_remote() {
+  local host=$1 user=$2 password=$3
+  shift 3
+  "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host="$host" \
+    --port=3306 --connect-timeout=5 --batch --skip-column-names "$@"
+}
+
+# usage: ping_server USER PASSWORD [SOCKET] -- succeeds when the server answers on SOCKET
+ping_server() {
+  "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2" "${3:-$SOCKET}") --connect-timeout=5 ping >/dev/null 2>&1
+}
+
+# usage: replica_status USER PASSWORD -> prints "io sql lag errno" of the replication threads
+# (lag is NULL when unknown; prints nothing when replication is not configured)
+replica_status() {
+  local key value io='' sqlt='' lag='' errno='' stmt='SHOW REPLICA STATUS\G'
+  [[ $FLAVOR == mariadb ]] && stmt='SHOW SLAVE STATUS\G'
+  while IFS=: read -r key value; do
+    key=${key//[[:space:]]/}
+    value=${value#"${value%%[![:space:]]*}"}
+    case $key in
+      Replica_IO_Running | Slave_IO_Running) io=$value ;;
+      Replica_SQL_Running | Slave_SQL_Running) sqlt=$value ;;
+      Seconds_Behind_Source | Seconds_Behind_Master) lag=$value ;;
+      Last_IO_Errno) errno=$value ;;
+    esac
+  done < <("$CLIENT_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 <<<"$stmt")
+  [[ -n $io ]] && printf '%s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}"
+  return 0
+}
+
+# usage: file_has_line FILE REGEX -- succeeds when a line of FILE matches the ERE (no grep needed:
+# the XtraBackup image is minimal)
+file_has_line() {
+  local line
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line =~ $2 ]] && return 0
+  done <"$1"
+  return 1
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Sidecar: on a replica, points replication at the primary (on every start: idempotent, GTID
+# auto-positioning resumes where the replica is); then serves backups to peers of this release on
+# BACKUP_PORT; and rebuilds the replica from a peer when the primary no longer has the binlogs
+# it needs (I/O thread error 1236 / 13114).
+# Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME, PRIMARY_HOST, MYSQL_ROOT_PASSWORD,
+#   MYSQL_REPLICATION_PASSWORD, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD, BACKUP_TOKEN.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
+# shellcheck source=clone.sh
+source "$SCRIPTS/clone.sh"
+
+MONITOR_SECONDS=${MONITOR_SECONDS:-10}
+# Consecutive checks with a fatal binlog error before the replica is rebuilt.
+RECLONE_AFTER_CHECKS=${RECLONE_AFTER_CHECKS:-3}
+
+# usage: root_sql <<<"SQL" -- SQL as root over the local socket
+root_sql() {
+  sql root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
+}
+
+# usage: wait_for_server -- blocks until the local server answers
+wait_for_server() {
+  local i=0
+  until ping_server root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"; do
+    if ((i++ % 30 == 0)); then log "waiting for the local server"; fi
+    sleep 1
+  done
+}
+
+# usage: configure_replication -- (re)points this replica at the primary and starts it
+configure_replication() {
+  local host pass
+  host=$(sql_escape "${PRIMARY_HOST:?PRIMARY_HOST is required}")
+  pass=$(sql_escape "${MYSQL_REPLICATION_PASSWORD:?MYSQL_REPLICATION_PASSWORD is required}")
+  # Stopping replication that is not running only warns; ignore it either way.
+  if [[ $FLAVOR == mariadb ]]; then
+    root_sql <<<"STOP SLAVE;" >/dev/null 2>&1 || true
+    root_sql <<EOSQL
+CHANGE MASTER TO MASTER_HOST='$host', MASTER_PORT=3306, MASTER_USER='replication',
+  MASTER_PASSWORD='$pass', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=10;
+START SLAVE;
+EOSQL
+  else
+    root_sql <<<"STOP REPLICA;" >/dev/null 2>&1 || true
+    root_sql <<EOSQL
+CHANGE REPLICATION SOURCE TO SOURCE_HOST='$host', SOURCE_PORT=3306, SOURCE_USER='replication',
+  SOURCE_PASSWORD='$pass', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1,
+  SOURCE_CONNECT_RETRY=10, SOURCE_RETRY_COUNT=86400;
+START REPLICA;
+EOSQL
+  fi
+  log "replication from $PRIMARY_HOST configured and started"
+}
+
+# usage: reclone -- stops the local server and replaces the datadir with a fresh clone
+reclone() {
+  local i
+  touch "$RECLONE_MARK"
+  if ping_server root "$MYSQL_ROOT_PASSWORD"; then
+    log "shutting the server down for the rebuild"
+    "$ADMIN_BIN" --defaults-file=<(client_cnf root "$MYSQL_ROOT_PASSWORD") shutdown || true
+  fi
+  for ((i = 0; i < 600; i++)); do
+    if [[ ! -e ${SOCKET%/*}/mysqld.pid ]] && ! ping_server root "$MYSQL_ROOT_PASSWORD"; then break; fi
+    sleep 1
+  done
+  ((i < 600)) || die "the server did not stop; cannot rebuild the datadir"
+  clone_datadir
+  rm -f "$RECLONE_MARK"
+  log "replica rebuilt; the server container starts on the new datadir"
+}
+
+# usage: serve_backups -- starts the backup listener in the background (pid in LISTENER_PID)
+serve_backups() {
+  socat -d TCP-LISTEN:"$BACKUP_PORT",reuseaddr,fork EXEC:"bash $SCRIPTS/serve-backup.sh" &
+  LISTENER_PID=$!
+  log "serving backups to peers on port $BACKUP_PORT"
+}
+
+# usage: monitor ORDINAL -- watches the listener and, on a replica, fatal binlog errors
+monitor() {
+  local ord=$1 fatal=0 status _io _sql _lag errno
+  while sleep "$MONITOR_SECONDS"; do
+    kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"
+    ((ord == 0)) && continue
+    status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
+    read -r _io _sql _lag errno <<<"${status:-x x x 0}"
+    if [[ $errno == 1236 || $errno == 13114 ]]; then
+      fatal=$((fatal + 1))
+      warn "the primary cannot serve the binlogs this replica needs (error $errno, $fatal/$RECLONE_AFTER_CHECKS)"
+    else
+      fatal=0
+    fi
+    if ((fatal >= RECLONE_AFTER_CHECKS)); then
+      reclone
+      wait_for_server
+      configure_replication
+      fatal=0
+    fi
+  done
+}
+
+# usage: main -- sidecar entry point
+main() {
+  local ord
+  ord=$(ordinal)
+  BACKUP_PORT=${BACKUP_PORT:-3307}
+  # A rebuild interrupted by a restart of this container is finished first.
+  if [[ -e $RECLONE_MARK ]] && ((ord != 0)); then
+    log "resuming an interrupted rebuild"
+    reclone
+  fi
+  wait_for_server
+  if ((ord != 0)); then configure_replication; fi
+  serve_backups
+  monitor "$ord"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then main "$@"; fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# helm test: writes a row on the primary through the write Service, then reads it back on every
+# replica by its stable DNS name, polling each within a bound and reporting what it last saw.
+# Inputs (env): FLAVOR, PRIMARY_SERVICE, SERVICE_NAME, STATEFULSET_NAME, REPLICA_COUNT,
+#   MYSQL_ROOT_PASSWORD, TIMEOUT_SECONDS.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
+
+# usage: on HOST <<<"SQL" -- runs SQL as root on HOST
+on() {
+  sql_remote "$1" root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
+}
+
+# usage: wait_for_row HOST TABLE VALUE -- polls HOST until TABLE holds VALUE, or fails
+wait_for_row() {
+  local host=$1 table=$2 value=$3 seen='' deadline
+  deadline=$((SECONDS + ${TIMEOUT_SECONDS:?TIMEOUT_SECONDS is required}))
+  while ((SECONDS < deadline)); do
+    seen=$(on "$host" <<<"SELECT v FROM $table;" 2>&1) || true
+    if [[ $seen == "$value" ]]; then
+      log "$host has the row"
+      return 0
+    fi
+    sleep 2
+  done
+  die "$host did not show the row within ${TIMEOUT_SECONDS}s; last seen: '${seen:0:300}'"
+}
+
+# usage: main -- the test
+main() {
+  local table value i
+  table=chart_test.t_$(date +%s)_$RANDOM
+  value=v$RANDOM$RANDOM
+  log "writing $value into $table through ${PRIMARY_SERVICE:?PRIMARY_SERVICE is required}"
+  on "$PRIMARY_SERVICE" <<EOSQL
+CREATE DATABASE IF NOT EXISTS chart_test;
+CREATE TABLE $table (id INT PRIMARY KEY, v VARCHAR(64));
+INSERT INTO $table VALUES (1, '$value');
+EOSQL
+  for ((i = 1; i < ${REPLICA_COUNT:?REPLICA_COUNT is required}; i++)); do
+    wait_for_row "${STATEFULSET_NAME:?STATEFULSET_NAME is required}-$i.${SERVICE_NAME:?SERVICE_NAME is required}" "$table" "$value"
+  done
+  on "$PRIMARY_SERVICE" <<<"DROP TABLE $table;"
+  log "replication verified on $((REPLICA_COUNT - 1)) replica(s)"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then main "$@"; fi
