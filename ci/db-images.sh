@@ -26,7 +26,7 @@ build_mariadb_rootfs() {
   chroot "$r" usermod -u 999 -g 999 mysql
   # The package leaves an initialised datadir behind; the chart initialises its own.
   rm -rf "$r"/var/lib/mysql/* "$r"/run/mysqld
-  mkdir -p "$r/var/lib/mysql" "$r/run/mysqld"
+  mkdir -p "$r/var/lib/mysql" "$r/run/mysqld" "$r/var/log/mysql"
   chroot "$r" chown -R mysql:mysql /var/lib/mysql /run/mysqld /var/log/mysql
   # Listen on every address as the official image does (Debian binds to 127.0.0.1).
   sed -i 's/^bind-address/#bind-address/' "$r/etc/mysql/mariadb.conf.d/50-server.cnf"

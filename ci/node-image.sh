@@ -99,10 +99,10 @@ build_local_path() {
 # usage: image_exists NAME
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# usage: scratch_image NAME BINARY_DIR  -- FROM scratch with the binaries on PATH, a passwd
-# file and /tmp, enough for the static Go programs kubeadm runs as static pods.
+# usage: scratch_image NAME BINARY_DIR [ENTRYPOINT_BINARY]  -- FROM scratch with the binaries
+# on PATH, a passwd file and /tmp: enough for the static programs kubeadm and kind run.
 scratch_image() {
-  local name=$1 dir=$2 ctx
+  local name=$1 dir=$2 entry=${3:-} ctx
   image_exists "$name" && { log "image $name: present"; return 0; }
   ctx=$(mktemp -d)
   mkdir -p "$ctx/root/usr/local/bin" "$ctx/root/etc" "$ctx/root/tmp"
@@ -113,6 +113,7 @@ scratch_image() {
   printf 'hosts: files dns\n' >"$ctx/root/etc/nsswitch.conf"
   chmod 1777 "$ctx/root/tmp"
   printf 'FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\n' >"$ctx/Dockerfile"
+  if [[ -n $entry ]]; then printf 'ENTRYPOINT ["/usr/local/bin/%s"]\n' "$entry" >>"$ctx/Dockerfile"; fi
   docker_build "$name" "$ctx"
   rm -rf "$ctx"
   log "image $name: built"
@@ -148,12 +149,12 @@ storage_manifest() {
 
 build_component_images() {
   local d
-  d=$(one_binary_dir "$K8S_BIN/pause"); scratch_image "$REG/pause:$PAUSE_TAG" "$d"; rm -rf "$d"
+  d=$(one_binary_dir "$K8S_BIN/pause"); scratch_image "$REG/pause:$PAUSE_TAG" "$d" pause; rm -rf "$d"
   for c in kube-apiserver kube-controller-manager kube-scheduler; do
     d=$(one_binary_dir "$K8S_BIN/$c"); scratch_image "$REG/$c:$K8S_VERSION" "$d"; rm -rf "$d"
   done
   scratch_image "$REG/etcd:$ETCD_TAG" "$CACHE/etcd-$ETCD_VERSION"
-  scratch_image "$REG/coredns/coredns:$COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION"
+  scratch_image "$REG/coredns/coredns:$COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION" coredns
   scratch_image "$LOCAL/local-path-provisioner:$LOCAL_PATH_VERSION" "$CACHE/local-path-$LOCAL_PATH_VERSION"
   rootfs_image "$REG/kube-proxy:$K8S_VERSION" "$CACHE/kube-proxy-rootfs-$K8S_VERSION/rootfs.tar"
   bash "$ROOT/ci/db-images.sh" busybox
