@@ -12,6 +12,7 @@ source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 stream_backup() {
   local work
   work=$(mktemp -d /tmp/backup.XXXXXX)
+  mkdir "$work/target"
   # shellcheck disable=SC2064 # expand now: the directory is fixed for this run
   trap "rm -rf '$work'" EXIT
   (umask 077 && {

@@ -122,7 +122,7 @@ initialize_primary() {
 
 # usage: adopt_clone_position -- once after a clone: replication state = the backup's GTID set
 adopt_clone_position() {
-  local gtid stmts
+  local gtid stop stmts
   gtid=$(<"$DATADIR/$SOURCE_GTID_FILE")
   [[ $gtid =~ ^[A-Za-z0-9_:,-]*$ ]] || die "malformed GTID set in $SOURCE_GTID_FILE"
   log "fresh clone: adopting its GTID position '${gtid}'"
@@ -131,12 +131,16 @@ adopt_clone_position() {
     start_boot_server "$DATADIR" --skip-slave-start --read-only=OFF
     # The donor's binlogs and replica settings mean nothing here; gtid_slave_pos is where
     # replication resumes (MASTER_USE_GTID=slave_pos).
-    stmts="STOP SLAVE; RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_slave_pos = '$gtid';"
+    stop="STOP SLAVE;"
+    stmts="RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_slave_pos = '$gtid';"
   else
     start_boot_server "$DATADIR" --skip-replica-start --super-read-only=OFF --read-only=OFF
-    stmts="STOP REPLICA; RESET REPLICA ALL; RESET BINARY LOGS AND GTIDS;"
+    stop="STOP REPLICA;"
+    stmts="RESET REPLICA ALL; RESET BINARY LOGS AND GTIDS;"
     [[ -n $gtid ]] && stmts+=" SET GLOBAL gtid_purged = '$gtid';"
   fi
+  # Replication is not running (skip-*-start); RESET needs it stopped, so make sure of it.
+  boot_sql <<<"$stop" >/dev/null 2>&1 || true
   boot_sql <<<"$stmts"
   stop_boot_server
   rm -f "$DATADIR/$SOURCE_GTID_FILE"
