@@ -1,0 +1,111 @@
+"""Object names and selectors others rely on (the e2e suite, users' connection strings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .render import Doc, find, names, render, secret_data
+
+pytestmark = pytest.mark.render
+
+
+def test_install_named_mysql_gives_the_documented_objects(mysql_docs: list[Doc]) -> None:
+    """`helm install mysql ./chart` yields exactly the contract's object names."""
+    assert names(mysql_docs) == [
+        "ConfigMap/mysql",
+        "Pod/mysql-test-replication",
+        "PodDisruptionBudget/mysql",
+        "Secret/mysql",
+        "Service/mysql",
+        "Service/mysql-primary",
+        "Service/mysql-read",
+        "StatefulSet/mysql",
+    ]
+
+
+def test_headless_service_publishes_pods_that_are_not_ready_yet(mysql_docs: list[Doc]) -> None:
+    """Peers must reach a not-ready pod (cloning, replication) by mysql-N.mysql."""
+    svc = find(mysql_docs, "Service", "mysql")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["publishNotReadyAddresses"] is True
+    assert find(mysql_docs, "StatefulSet", "mysql")["spec"]["serviceName"] == "mysql"
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"mysql": 3306, "backup": 3307}
+
+
+def test_primary_service_selects_only_pod_zero(mysql_docs: list[Doc]) -> None:
+    """Writes go to mysql-0 through the built-in pod-name label."""
+    selector = find(mysql_docs, "Service", "mysql-primary")["spec"]["selector"]
+    assert selector["statefulset.kubernetes.io/pod-name"] == "mysql-0"
+    read = find(mysql_docs, "Service", "mysql-read")
+    assert "publishNotReadyAddresses" not in read["spec"], "mysql-read must serve ready pods only"
+    assert "statefulset.kubernetes.io/pod-name" not in read["spec"]["selector"]
+
+
+def test_selectors_use_only_stable_labels(mysql_docs: list[Doc]) -> None:
+    """No chart version in selectors, so upgrades never touch the immutable StatefulSet selector."""
+    sts = find(mysql_docs, "StatefulSet", "mysql")
+    stable = {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": "mysql"}
+    assert sts["spec"]["selector"]["matchLabels"] == stable
+    assert find(mysql_docs, "PodDisruptionBudget", "mysql")["spec"]["selector"]["matchLabels"] == stable
+    assert find(mysql_docs, "Service", "mysql-read")["spec"]["selector"] == stable
+
+
+def test_server_is_the_first_container_with_port_3306_named_mysql(mysql_docs: list[Doc]) -> None:
+    """The e2e patches /spec/template/spec/containers/0/image: that must be the server."""
+    first = find(mysql_docs, "StatefulSet", "mysql")["spec"]["template"]["spec"]["containers"][0]
+    assert first["name"] == "mysql"
+    assert first["ports"] == [{"name": "mysql", "containerPort": 3306}]
+
+
+@pytest.mark.parametrize(
+    ("release", "values", "expected"),
+    [
+        ("db", {}, "db-mysql"),
+        ("my-mysql-prod", {}, "my-mysql-prod"),
+        ("db", {"nameOverride": "sql"}, "db-sql"),
+        ("db", {"fullnameOverride": "orders"}, "orders"),
+    ],
+)
+def test_fullname_follows_the_contains_rule_and_overrides(release: str, values: dict, expected: str) -> None:
+    """Release names containing the chart name are used as is; overrides win."""
+    docs = render(values, release=release)
+    sts = find(docs, "StatefulSet", expected)
+    assert sts["spec"]["serviceName"] == expected
+    find(docs, "Service", f"{expected}-read")
+    primary = find(docs, "Service", f"{expected}-primary")
+    assert primary["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == f"{expected}-0"
+    assert set(secret_data(docs, expected)) >= {"mysql-root-password", "mysql-replication-password"}
+
+
+def test_secret_holds_every_password_and_the_backup_token(mysql_docs: list[Doc]) -> None:
+    """Generated once, non-empty, distinct, and kept on uninstall."""
+    data = secret_data(mysql_docs)
+    assert set(data) == {
+        "mysql-root-password",
+        "mysql-replication-password",
+        "mysql-backup-password",
+        "mysql-probe-password",
+        "mysql-metrics-password",
+        "mysql-password",
+        "backup-token",
+    }
+    assert all(len(v) >= 24 for v in data.values())
+    assert len(set(data.values())) == len(data), "passwords must differ"
+    secret = find(mysql_docs, "Secret", "mysql")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_existing_secret_replaces_the_chart_secret() -> None:
+    """With auth.existingSecret no Secret is rendered and every reference points at it."""
+    docs = render({"auth": {"existingSecret": "db-creds"}})
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for d in docs
+        if d["kind"] in ("StatefulSet", "Pod")
+        for spec in [d["spec"]["template"]["spec"] if d["kind"] == "StatefulSet" else d["spec"]]
+        for c in [*spec.get("initContainers", []), *spec["containers"]]
+        for e in c.get("env", [])
+        if "valueFrom" in e
+    }
+    assert refs == {"db-creds"}
