@@ -89,10 +89,11 @@ ping_server() {
   "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2" "${3:-$SOCKET}") --connect-timeout=5 ping >/dev/null 2>&1
 }
 
-# usage: replica_status USER PASSWORD -> prints "io sql lag errno" of the replication threads
-# (lag is NULL when unknown; prints nothing when replication is not configured)
+# usage: replica_status USER PASSWORD -> prints "io sql lag errno error" of the replication threads
+# (lag is NULL when unknown, error is Last_IO_Error, the rest of the line; prints nothing when
+# replication is not configured or the server does not answer)
 replica_status() {
-  local key value io='' sqlt='' lag='' errno='' stmt='SHOW REPLICA STATUS\G'
+  local key value io='' sqlt='' lag='' errno='' error='' stmt='SHOW REPLICA STATUS\G'
   [[ $FLAVOR == mariadb ]] && stmt='SHOW SLAVE STATUS\G'
   while IFS=: read -r key value; do
     key=${key//[[:space:]]/}
@@ -102,9 +103,10 @@ replica_status() {
       Replica_SQL_Running | Slave_SQL_Running) sqlt=$value ;;
       Seconds_Behind_Source | Seconds_Behind_Master) lag=$value ;;
       Last_IO_Errno) errno=$value ;;
+      Last_IO_Error) error=$value ;;
     esac
   done < <("$CLIENT_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 <<<"$stmt")
-  [[ -n $io ]] && printf '%s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}"
+  [[ -n $io ]] && printf '%s %s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}" "$error"
   return 0
 }
 

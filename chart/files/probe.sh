@@ -31,12 +31,12 @@ check_writable() {
 
 # usage: check_replica -- replication threads run and lag is within the bound
 check_replica() {
-  local max=${MAX_LAG_SECONDS:?MAX_LAG_SECONDS is required} status io sqlt lag _errno
+  local max=${MAX_LAG_SECONDS:?MAX_LAG_SECONDS is required} status io sqlt lag _rest
   [[ ! -e $RECLONE_MARK ]] || die "re-clone in progress"
   status=$(replica_status "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}") ||
     die "server does not answer"
-  [[ -n $status ]] || die "replication is not configured yet"
-  read -r io sqlt lag _errno <<<"$status"
+  [[ -n $status ]] || die "replication is not configured yet, or the server does not answer"
+  read -r io sqlt lag _rest <<<"$status"
   [[ $io == Yes ]] || die "replication I/O thread is not running ($io)"
   [[ $sqlt == Yes ]] || die "replication SQL thread is not running ($sqlt)"
   [[ $lag =~ ^[0-9]+$ ]] || die "replication lag is unknown"

@@ -2,7 +2,7 @@
 # Sidecar: on a replica, points replication at the primary (on every start: idempotent, GTID
 # auto-positioning resumes where the replica is); then serves backups to peers of this release on
 # BACKUP_PORT; and rebuilds the replica from a peer when the primary no longer has the binlogs
-# it needs (I/O thread error 1236 / 13114).
+# it needs (I/O thread error 1236 / 13114 about purged binlogs).
 # Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME, PRIMARY_HOST, MYSQL_ROOT_PASSWORD,
 #   MYSQL_REPLICATION_PASSWORD, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD, BACKUP_TOKEN.
 set -euo pipefail
@@ -81,13 +81,16 @@ serve_backups() {
 
 # usage: monitor ORDINAL -- watches the listener and, on a replica, fatal binlog errors
 monitor() {
-  local ord=$1 fatal=0 status _io _sql _lag errno
+  local ord=$1 fatal=0 status _io _sql _lag errno error
   while sleep "$MONITOR_SECONDS"; do
     kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"
     ((ord == 0)) && continue
     status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
-    read -r _io _sql _lag errno <<<"${status:-x x x 0}"
-    if [[ $errno == 1236 || $errno == 13114 ]]; then
+    read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
+    # Only purged binlogs trigger a rebuild. Other fatal errors (e.g. a replica with GTIDs the
+    # primary lacks, as after the primary lost its datadir) need a human: this replica may hold
+    # the only copy of that data.
+    if [[ ($errno == 1236 || $errno == 13114) && $error == *purged* ]]; then
       fatal=$((fatal + 1))
       warn "the primary cannot serve the binlogs this replica needs (error $errno, $fatal/$RECLONE_AFTER_CHECKS)"
     else

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from .render import Doc, find, names, render, secret_data
+from .render import CHART, HELM, Doc, find, names, render, secret_data
 
 pytestmark = pytest.mark.render
 
@@ -109,3 +111,33 @@ def test_existing_secret_replaces_the_chart_secret() -> None:
         if "valueFrom" in e
     }
     assert refs == {"db-creds"}
+
+
+def test_notes_give_endpoints_password_command_and_scaling_without_secrets() -> None:
+    """NOTES.txt: FQDNs, how to read the password and connect, how to scale; no literal password."""
+    proc = subprocess.run(
+        [
+            str(HELM),
+            "install",
+            "mysql",
+            str(CHART),
+            "--dry-run=client",
+            "--set",
+            "auth.rootPassword=N0tInNotes",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    for needle in (
+        "mysql-primary.default.svc.cluster.local",
+        "mysql-read.default.svc.cluster.local",
+        "mysql-0.mysql.default.svc.cluster.local",
+        "jsonpath='{.data.mysql-root-password}'",
+        "--labels=mysql-client=true",
+        "replicaCount=",
+    ):
+        assert needle in notes
+    assert "N0tInNotes" not in notes

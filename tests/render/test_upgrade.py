@@ -1,0 +1,79 @@
+"""Upgrades: config changes roll the pods; immutable StatefulSet fields never change; PVCs kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from .render import Doc, find, render
+
+pytestmark = pytest.mark.render
+
+
+def sts(docs: list[Doc]) -> Doc:
+    return find(docs, "StatefulSet", "mysql")
+
+
+def test_config_change_changes_the_pod_template_checksum(mysql_docs: list[Doc]) -> None:
+    """Extra server settings reach running pods through a rolling update."""
+    before = sts(mysql_docs)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    after = sts(render({"config": "[mysqld]\nmax_connections = 500\n"}))["spec"]["template"]["metadata"][
+        "annotations"
+    ]["checksum/config"]
+    assert before != after
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"replicaCount": 5},
+        {"config": "[mysqld]\nmax_connections = 500\n"},
+        {"resources": {"server": {"requests": {"cpu": "1"}}}},
+        {"metrics": {"enabled": True}},
+        {"readiness": {"maxLagSeconds": 5}},
+    ],
+)
+def test_upgrades_keep_selector_service_name_and_claim_templates(mysql_docs: list[Doc], values: dict) -> None:
+    """helm upgrade never hits the StatefulSet's immutable fields."""
+    old, new = sts(mysql_docs)["spec"], sts(render(values))["spec"]
+    for field in ("selector", "serviceName", "volumeClaimTemplates", "podManagementPolicy"):
+        assert old[field] == new[field], field
+
+
+def test_claims_are_retained_by_default_and_sized_by_values(mysql_docs: list[Doc]) -> None:
+    """Scale-down and uninstall keep the data; class and size come from persistence.*."""
+    spec = sts(mysql_docs)["spec"]
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    claim = sts(render({"persistence": {"storageClass": "fast", "size": "20Gi"}}))["spec"][
+        "volumeClaimTemplates"
+    ][0]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+
+
+def test_replica_count_and_scheduling_values_reach_the_statefulset() -> None:
+    """replicaCount, nodeSelector, tolerations, priority class and default soft anti-affinity."""
+    spec = sts(
+        render(
+            {
+                "replicaCount": 1,
+                "nodeSelector": {"disk": "ssd"},
+                "tolerations": [{"key": "db", "operator": "Exists", "effect": "NoSchedule"}],
+                "priorityClassName": "db-critical",
+            }
+        )
+    )["spec"]
+    assert spec["replicas"] == 1
+    pod = spec["template"]["spec"]
+    assert pod["nodeSelector"] == {"disk": "ssd"}
+    assert pod["tolerations"][0]["key"] == "db"
+    assert pod["priorityClassName"] == "db-critical"
+    soft = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert soft[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_pdb_allows_one_pod_down_by_default(mysql_docs: list[Doc]) -> None:
+    """Voluntary disruptions take at most one pod at a time."""
+    assert find(mysql_docs, "PodDisruptionBudget", "mysql")["spec"]["maxUnavailable"] == 1
+    pdb = find(render({"podDisruptionBudget": {"minAvailable": 2}}), "PodDisruptionBudget", "mysql")
+    assert pdb["spec"] == {**pdb["spec"], "minAvailable": 2} and "maxUnavailable" not in pdb["spec"]
