@@ -169,7 +169,9 @@ node_images() {
 # usage: node_tag -> the node image name, keyed by every input of the recipe
 node_tag() {
   local h
-  h=$(cat "$ROOT/ci/versions.env" "$ROOT/ci/node-image.sh" "$ROOT"/ci/node/* "$ROOT"/ci/files/iptables-wrapper.sh | sha256sum | cut -c1-10)
+  h=$( { printf '%s\n' "$K8S_VERSION" "$KIND_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" \
+            "$PAUSE_TAG" "$ETCD_TAG" "$NODE_RECIPE" "$DEBIAN_SUITE"
+          cat "$ROOT/ci/node-image.sh" "$ROOT"/ci/node/* "$ROOT"/ci/files/iptables-wrapper.sh; } | sha256sum | cut -c1-10)
   echo "$LOCAL/kind-node:$K8S_VERSION-$h"
 }
 
@@ -214,6 +216,8 @@ main() {
   log "node: assembling $node"
   assemble_node "$node"
   log "node: $node ready in $(( SECONDS - start ))s"
+  # Older recipes' node images are dead weight (1.2 GB each).
+  docker images --format '{{.Repository}}:{{.Tag}}' "$LOCAL/kind-node" | grep -vxF "$node" | xargs -r docker rmi >/dev/null || true
   echo "$node"
 }
 
