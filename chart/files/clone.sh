@@ -119,6 +119,8 @@ clone_datadir() {
 
 # usage: main -- init container entry point
 main() {
+  # bash as PID 1 ignores TERM unless trapped; without this a pod deletion waits out its grace period.
+  trap 'exit 143' TERM INT
   if (($(ordinal) == 0)); then
     log "ordinal 0 is the primary: nothing to clone"
     return 0

@@ -150,6 +150,8 @@ adopt_clone_position() {
 # usage: main -- prepares the datadir and execs the server
 main() {
   local ord
+  # bash as PID 1 ignores TERM unless trapped; without this a pod deletion waits out its grace period.
+  trap 'exit 143' TERM INT
   ord=$(ordinal)
   [[ -f $MY_CNF ]] || die "$MY_CNF is missing (init-config did not run)"
   while [[ -e $RECLONE_MARK ]]; do

@@ -82,7 +82,10 @@ serve_backups() {
 # usage: monitor ORDINAL -- watches the listener and, on a replica, fatal binlog errors
 monitor() {
   local ord=$1 fatal=0 status _io _sql _lag errno error
-  while sleep "$MONITOR_SECONDS"; do
+  while true; do
+    # Sleep in the background so that the TERM trap runs at once.
+    sleep "$MONITOR_SECONDS" &
+    wait $! || true
     kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"
     ((ord == 0)) && continue
     status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
@@ -105,9 +108,17 @@ monitor() {
   done
 }
 
+# usage: stop -- TERM/INT handler: bash as PID 1 would otherwise ignore TERM until the kill
+stop() {
+  log "stopping"
+  if [[ -n ${LISTENER_PID:-} ]]; then kill "$LISTENER_PID" 2>/dev/null || true; fi
+  exit 0
+}
+
 # usage: main -- sidecar entry point
 main() {
   local ord
+  trap stop TERM INT
   ord=$(ordinal)
   BACKUP_PORT=${BACKUP_PORT:-3307}
   # A rebuild interrupted by a restart of this container is finished first.
