@@ -193,7 +193,7 @@ assemble_node() {
     docker save "$img" | docker exec -i "$c" ctr -n k8s.io images import \
       --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests -
   done
-  docker exec "$c" ctr -n k8s.io images ls -q
+  docker exec "$c" ctr -n k8s.io images ls -q >&2
   docker exec "$c" pkill containerd
   while docker exec "$c" pgrep containerd >/dev/null; do sleep 1; done
   docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' "$c" "$node" >/dev/null

@@ -4,7 +4,7 @@ Options (each with an environment variable):
   --flavor mariadb|mysql   FLAVOR      database flavor (default: mariadb air-gapped, mysql with a registry)
   --keep-cluster           KEEP=1      keep the kind cluster, releases and namespaces for inspection
   --kube-context NAME      KUBE_CONTEXT  use this existing cluster instead of kind (nothing created/deleted)
-  --kube-config PATH       (pytest-helm-charts) kubeconfig of an existing cluster; KUBECONFIG is honoured
+  --kubeconfig PATH        (pytest-helm-charts) kubeconfig of an existing cluster; KUBECONFIG is honoured
 AIRGAP=1/0 forces air-gapped or registry mode (ci/mode.sh).
 """
 
@@ -72,7 +72,7 @@ def settings(pytestconfig: pytest.Config) -> Settings:
             flavor=pytestconfig.getoption("--flavor"),
             keep=pytestconfig.getoption("--keep-cluster"),
             kube_context=pytestconfig.getoption("--kube-context"),
-            kube_config=pytestconfig.getoption("kube_config"),
+            kube_config=pytestconfig.getoption("kubeconfig"),
         )
     except (ValueError, FileNotFoundError, CommandError) as e:
         pytest.fail(str(e), pytrace=False)

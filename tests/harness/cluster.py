@@ -5,7 +5,7 @@ Two ways to get a cluster:
 - kind (default): `make cluster` creates or reuses the kind cluster `mysql-chart`, `make images`
   builds and loads the database images; the session deletes the cluster at the end only if it
   created it and was not told to keep it.
-- existing: `--kube-context NAME` (or `KUBE_CONTEXT`), or pytest-helm-charts' `--kube-config PATH`,
+- existing: `--kube-context NAME` (or `KUBE_CONTEXT`), or pytest-helm-charts' `--kubeconfig PATH`,
   uses that cluster as it is: nothing is created, loaded or deleted.
 
 Every command runs with `bin/` first on PATH and a private, flattened kubeconfig holding exactly
