@@ -51,6 +51,35 @@ test: venv ## every test: unit, smoke, e2e
 	$(MAKE) smoke
 	$(MAKE) e2e
 
-lint: venv ## ruff and shellcheck
+lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README table (chart-lint)
 	$(VENV)/bin/ruff check tests
 	shellcheck -x ci/*.sh ci/files/*.sh chart/files/*.sh
+
+# --- chart repository (issue 5): package, lint, install from a repository -------------------------
+.PHONY: repo-tools package readme chart-lint repo-e2e
+# Base URL written into dist/index.yaml; empty keeps the URLs relative (works wherever dist/ is served).
+REPO_URL ?=
+DIST ?= $(ROOT)/dist
+
+repo-tools: ## build crane (a local OCI registry) and ct (chart-testing) into bin/
+	bash ci/repo-tools.sh
+
+package: ## helm package into dist/ + index.yaml (REPO_URL=base); refuses a changed chart without a version bump
+	bash ci/tools.sh helm
+	DIST=$(DIST) REPO_URL=$(REPO_URL) bash ci/package.sh
+
+readme: venv ## regenerate the parameters table of chart/README.md from chart/values.yaml
+	$(VENV)/bin/python ci/values-table.py
+
+chart-lint: venv ## helm lint --strict, ct lint with chart/ci/*-values.yaml, README parameters table up to date
+	bash ci/tools.sh helm
+	bash ci/repo-tools.sh ct
+	helm lint --strict chart
+	ct lint --config ci/ct.yaml
+	$(VENV)/bin/python ci/values-table.py --check
+	$(VENV)/bin/ruff check ci/values-table.py
+
+repo-e2e: venv cluster images ## install from a chart repository over HTTP and OCI on kind, upgrade from the previous version
+	bash ci/tools.sh helm
+	bash ci/repo-tools.sh crane
+	$(PYTEST) -m repo tests/repo
