@@ -6,6 +6,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 K8S_CMDS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 
+# usage: staging_version MODULE WANTED -> WANTED if the proxy serves it, else the nearest
+# served patch release of the same minor (said loudly); never another minor.
+staging_version() {
+  local m=$1 want=$2 near
+  if go list -m "$m@$want" >/dev/null 2>&1; then echo "$want"; return 0; fi
+  near=$(go list -m -versions "$m" | tr ' ' '\n' | grep -E "^${want%.*}\.[0-9]+$" | sort -V \
+    | awk -v w="${want##*.}" -F. '{d = $3 - w; if (d < 0) d = -d; if (best == "" || d < bd) {best = $0; bd = d}} END {print best}')
+  [[ -n $near ]] || { echo "the module proxy serves no ${want%.*}.x of $m" >&2; return 1; }
+  echo "WARNING: the module proxy lacks $m@$want; using the nearest served $near" >&2
+  echo "$near"
+}
+
 # usage: build_k8s OUTDIR
 build_k8s() {
   local out=$1 work=$1/src minor staging src
@@ -18,7 +30,7 @@ build_k8s() {
   # The kubernetes module points its staging modules at ./staging, which the module zip lacks:
   # replace each with the published staging module of the same release.
   mapfile -t staging < <(sed -n '/^replace (/,/^)/s/^\t\(k8s.io\/[^ ]*\) => .*/\1/p' "$src/go.mod")
-  for m in "${staging[@]}"; do go mod edit -replace="$m=$m@v0.$minor"; done
+  for m in "${staging[@]}"; do go mod edit -replace="$m=$m@$(staging_version "$m" "v0.$minor")"; done
   go mod edit "-godebug=$(sed -n 's/^godebug //p' "$src/go.mod")"
   for c in "${K8S_CMDS[@]}"; do echo "k8s.io/kubernetes/cmd/$c@$K8S_VERSION"; done | xargs go get
   local commit ldflags
