@@ -22,7 +22,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,7 +214,7 @@ class Failure:
     seconds: float
 
 
-def expect_helm_failure(helm: functools.partial[subprocess.CompletedProcess[str]], *args: str) -> Failure:
+def expect_helm_failure(helm: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> Failure:
     """Run helm ARGS, assert it fails within FAIL_FAST_SECONDS, and return its message."""
     start = time.monotonic()
     try:
@@ -251,3 +251,16 @@ class RepoRelease(Release):
         releases = yaml.safe_load(proc.stdout)
         assert len(releases) == 1, f"expected one release {self.name}: {releases}"
         return releases[0]["chart"]
+
+
+def write_and_read_on_replicas(release: RepoRelease, table: str, value: str) -> None:
+    """Insert value on mysql-0, then read it on every replica once it applied the primary's GTIDs."""
+    db = release.db
+    db.query(release.primary, "CREATE DATABASE IF NOT EXISTS test")
+    db.query(release.primary, f"CREATE TABLE IF NOT EXISTS {table} (v VARCHAR(64) PRIMARY KEY)")
+    db.query(release.primary, f"INSERT INTO {table} VALUES (%s)", (value,))
+    gtid = db.gtid_executed(release.primary)
+    assert release.replicas(), "the release has no replica"
+    for pod in release.replicas():
+        db.wait_for_gtid(pod, gtid)
+        assert (value,) in db.query(pod, f"SELECT v FROM {table}"), pod
