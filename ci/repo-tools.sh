@@ -1,31 +1,44 @@
 #!/usr/bin/env bash
 # Builds the tools of the chart-repository work into bin/ from the Go module proxy, cached like
-# ci/tools.sh: crane (a local OCI registry, `crane registry serve`, for tests/repo) and ct
-# (chart-testing, for `make lint`). ct's own config files (chart_schema.yaml, lintconf.yaml)
-# are copied from the same module version into the cache, next to the binary.
-#   usage: ci/repo-tools.sh [all|crane|ct]
+# ci/tools.sh: crane (a local OCI registry, `crane registry serve`, for tests/repo), ct
+# (chart-testing, for `make lint`) and, on request only, cr (chart-releaser, for the release
+# workflow). ct's own config files (chart_schema.yaml, lintconf.yaml) are copied from the same
+# module version into the cache, next to the binary.
+#   usage: ci/repo-tools.sh [all|crane|ct|cr]      (all = crane and ct)
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 
 build_crane() {
   build_go_tool "$1" crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 }
 
-build_ct() {
-  local out=$1 mod=github.com/helm/chart-testing/v3 src
-  # Not `go install ct@version`: that asks the proxy for the module's version list (to look for
-  # deprecations), which the proxy refuses for chart-testing; the version itself is served.
-  src=$(GOFLAGS=-mod=mod go mod download -json "$mod@$CT_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [[ -f $src/go.mod ]] || die "go mod download $mod@$CT_VERSION gave no source directory"
+# usage: build_from_module OUTDIR NAME MODULE VERSION PACKAGE
+# Builds PACKAGE (relative to MODULE's root) of MODULE@VERSION into OUTDIR/NAME, stamping
+# <MODULE>/<PACKAGE>/cmd.Version. Not `go install pkg@version`: that asks the proxy for the
+# module's version list (to look for deprecations), which the proxy here refuses for
+# chart-testing and chart-releaser; the versions themselves are served.
+build_from_module() {
+  local out=$1 name=$2 mod=$3 version=$4 pkg=$5 src
+  src=$(GOFLAGS=-mod=mod go mod download -json "$mod@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -f $src/go.mod ]] || die "go mod download $mod@$version gave no source directory"
   cp -r "$src" "$out/src"
   chmod -R u+w "$out/src"
-  ( cd "$out/src" && CGO_ENABLED=0 go build -trimpath -o "$out/ct" \
-      -ldflags "-s -w -X $mod/ct/cmd.Version=$CT_VERSION -X $mod/ct/cmd.GitCommit=proxy -X $mod/ct/cmd.BuildDate=proxy" ./ct )
-  # ct reads its Chart.yaml schema and yamllint config from these files (--chart-yaml-schema, --lint-conf).
-  mkdir -p "$out/etc"
-  cp "$src/etc/chart_schema.yaml" "$src/etc/lintconf.yaml" "$out/etc/"
+  ( cd "$out/src" && CGO_ENABLED=0 go build -trimpath -o "$out/$name" \
+      -ldflags "-s -w -X $mod/$pkg/cmd.Version=$version -X $mod/$pkg/cmd.GitCommit=proxy -X $mod/$pkg/cmd.BuildDate=proxy" "./$pkg" )
   rm -rf "$out/src"
-  "$out/ct" version
+  "$out/$name" version
 }
+
+build_ct() {
+  build_from_module "$1" ct github.com/helm/chart-testing/v3 "$CT_VERSION" ct
+  # ct reads its Chart.yaml schema and yamllint config from these files (--chart-yaml-schema, --lint-conf).
+  local src
+  src=$(go env GOMODCACHE)/github.com/helm/chart-testing/v3@$CT_VERSION/etc
+  mkdir -p "$1/etc"
+  cp "$src/chart_schema.yaml" "$src/lintconf.yaml" "$1/etc/"
+}
+
+# chart-releaser: GitHub releases and the gh-pages index.yaml (.github/workflows/release.yaml).
+build_cr() { build_from_module "$1" cr github.com/helm/chart-releaser "$CR_VERSION" cr; }
 
 repo_tools_main() {
   local what=${1:-all}
@@ -38,6 +51,10 @@ repo_tools_main() {
     link ct "$CACHE/ct-$CT_VERSION/ct"
     # ct finds chart_schema.yaml and lintconf.yaml through --chart-yaml-schema/--lint-conf.
     ln -sfn "$CACHE/ct-$CT_VERSION/etc" "$BIN/ct-etc"
+  fi
+  if [[ $what == cr ]]; then  # only the release workflow needs it
+    step "cr-$CR_VERSION" "$CACHE/cr-$CR_VERSION" build_cr
+    link cr "$CACHE/cr-$CR_VERSION/cr"
   fi
 }
 
