@@ -117,8 +117,8 @@ def test_statefulset_with_headless_service_and_pvcs_becomes_ready(kube: Kube, we
 def resolve(kube: Kube, namespace: str, pod: str, name: str) -> list[str]:
     """Resolve a short name from pod through cluster DNS, trying each search domain as the resolver does.
 
-    busybox nslookup ignores resolv.conf's search list (and the static busybox's wget crashes on names),
-    so the search expansion is done in the shell: the first domain that answers wins.
+    busybox nslookup ignores resolv.conf's search list, so the expansion is done in the shell: the first
+    search domain that answers wins. (The static busybox's `wget -T` segfaults: callers use `timeout 5 wget`.)
     """
     script = (
         'for domain in $(sed -n "s/^search //p" /etc/resolv.conf); do '
@@ -133,14 +133,14 @@ def test_web_0_resolves_from_web_1_through_cluster_dns(kube: Kube, web: str) -> 
     """`web-0.web` resolves from web-1 to web-0's pod IP, which answers with web-0's hostname."""
     pod_ip = kube.core.read_namespaced_pod("web-0", web).status.pod_ip
     assert resolve(kube, web, "web-1", "web-0.web") == [pod_ip]
-    assert sh(kube, web, "web-1", f"wget -q -T 5 -O - http://{pod_ip}:8080/").strip() == "web-0"
+    assert sh(kube, web, "web-1", f"timeout 5 wget -q -O - http://{pod_ip}:8080/").strip() == "web-0"
 
 
 def test_clusterip_service_answers_from_a_pod(kube: Kube, web: str) -> None:
     """The ClusterIP Service `web-http` resolves to its IP and answers on port 80 from both backends."""
     service_ip = kube.core.read_namespaced_service("web-http", web).spec.cluster_ip
     assert resolve(kube, web, "web-1", "web-http") == [service_ip]
-    requests = f"for i in $(seq 20); do wget -q -T 5 -O - http://{service_ip}/; done"
+    requests = f"for i in $(seq 20); do timeout 5 wget -q -O - http://{service_ip}/; done"
     answers = set(sh(kube, web, "web-1", requests).split())
     assert answers == {"web-0", "web-1"}, f"20 requests to web-http were answered by {answers}"
 
