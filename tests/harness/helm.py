@@ -39,7 +39,6 @@ class Release:
     name: str = "mysql"
     chart: Path = CHART
     set_values: dict[str, str] = field(default_factory=dict)
-    client_labels: dict[str, str] = field(default_factory=dict)
     _database: Database | None = field(default=None, init=False, repr=False)
 
     # --- helm -----------------------------------------------------------------------------------
@@ -133,11 +132,16 @@ class Release:
     # --- clients ----------------------------------------------------------------------------------
 
     @property
+    def client_labels(self) -> dict[str, str]:
+        """Labels of throwaway client pods: the chart's NetworkPolicy admits `<fullname>-client: "true"`."""
+        return {f"{self.name}-client": "true"}
+
+    @property
     def db(self) -> Database:
         """pymysql access to the release's servers as root (password read from the Secret)."""
         if self._database is None:
             self._database = Database(
-                self.cluster, self.kube, self.namespace, self.flavor, self.secret_value(ROOT_PASSWORD_KEY)
+                self.cluster, self.namespace, self.flavor, self.secret_value(ROOT_PASSWORD_KEY)
             )
         return self._database
 
