@@ -26,12 +26,16 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from harness.cluster import BIN, CHART, ROOT, CommandError, run, tool_env
+from harness.db import DB_TRANSIENT
 from harness.helm import Release
+from harness.kube import TIMEOUTS, wait_until
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PACKAGE_SCRIPT = ROOT / "ci" / "package.sh"
 CHART_NAME = "mysql"
@@ -253,14 +257,32 @@ class RepoRelease(Release):
         return releases[0]["chart"]
 
 
+def retry_db(action: Callable[[], T], *, what: str, timeout: float = TIMEOUTS.gtid) -> T:
+    """Run an idempotent database action, retrying while the connection drops.
+
+    The test process reaches the servers through a port-forward, which can drop mid-handshake on
+    2 busy cores (pymysql error 2013) while the server itself is fine; only that is retried.
+    """
+    return wait_until(action, timeout=timeout, interval=3, what=what, transient=DB_TRANSIENT)
+
+
 def write_and_read_on_replicas(release: RepoRelease, table: str, value: str) -> None:
     """Insert value on mysql-0, then read it on every replica once it applied the primary's GTIDs."""
     db = release.db
-    db.query(release.primary, "CREATE DATABASE IF NOT EXISTS test")
-    db.query(release.primary, f"CREATE TABLE IF NOT EXISTS {table} (v VARCHAR(64) PRIMARY KEY)")
-    db.query(release.primary, f"INSERT INTO {table} VALUES (%s)", (value,))
-    gtid = db.gtid_executed(release.primary)
     assert release.replicas(), "the release has no replica"
+
+    def write() -> str:
+        db.query(release.primary, "CREATE DATABASE IF NOT EXISTS test")
+        db.query(release.primary, f"CREATE TABLE IF NOT EXISTS {table} (v VARCHAR(64) PRIMARY KEY)")
+        db.query(release.primary, f"INSERT IGNORE INTO {table} VALUES (%s)", (value,))  # IGNORE: retry-safe
+        return db.gtid_executed(release.primary)
+
+    gtid = retry_db(write, what=f"{value!r} written to {table} on {release.primary}")
     for pod in release.replicas():
-        db.wait_for_gtid(pod, gtid)
-        assert (value,) in db.query(pod, f"SELECT v FROM {table}"), pod
+
+        def read(pod: str = pod) -> list[tuple[str, ...]]:
+            db.wait_for_gtid(pod, gtid)
+            return db.query(pod, f"SELECT v FROM {table}")
+
+        rows = retry_db(read, what=f"{table} read on {pod}")
+        assert (value,) in rows, f"{pod} applied {gtid} but has {rows}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from chartrepo import CHART_NAME, RepoRelease, write_and_read_on_replicas
+from chartrepo import CHART_NAME, RepoRelease, retry_db, write_and_read_on_replicas
 from harness.helm import ROOT_PASSWORD_KEY
 
 pytestmark = [pytest.mark.repo, pytest.mark.slow]
@@ -53,5 +53,6 @@ def test_helm_upgrade_to_the_current_version_keeps_data_and_replication(
         live = core.read_namespaced_pod(pod, namespace)
         assert live.metadata.uid != old_uid, f"{pod} was not replaced by the upgrade"
         assert live.metadata.labels["helm.sh/chart"] == f"{CHART_NAME}-{packages.current}", pod
-        assert release.db.query(pod, "SELECT v FROM test.before_upgrade") == [(ROW,)], pod
+        rows = retry_db(lambda pod=pod: release.db.query(pod, "SELECT v FROM test.before_upgrade"), what=pod)
+        assert rows == [(ROW,)], pod
     write_and_read_on_replicas(release, table, "written after the upgrade")
