@@ -94,7 +94,8 @@ def test_every_replica_refuses_writes_and_serves_reads(release: Release, table: 
     client = release.flavor.client
     hosts = [release.host(i) for i in range(1, len(release.pods()))]
     script = "".join(
-        f'out=$({client} -h {host} -uroot -N -B -e "{sql}" 2>&1); echo "{host} {verb} $? $out"\n'
+        f'out=$({client} -h {host} -uroot -N -B -e "{sql}" 2>&1); rc=$?; '
+        f'echo "{host} {verb} $rc $(echo "$out" | tr "\\n" " ")"\n'
         for host in hosts
         for verb, sql in (
             ("write", f"INSERT INTO {table} VALUES (2)"),
