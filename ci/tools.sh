@@ -18,9 +18,16 @@ build_helm() {
   build_go_tool "$1" helm "helm.sh/helm/$major/cmd/helm@$HELM_VERSION" \
     "-X helm.sh/helm/$major/internal/version.version=$HELM_VERSION"
 }
+# Helm 3 takes the Kubernetes version it assumes for `template` and `lint` (and so for a chart's
+# kubeVersion) from ldflags its release build sets; without them it assumes v1.20.
+HELM3_K8S_MINOR=37  # client-go v0.37 in helm v3.22's go.mod
 build_helm3() {
+  local x=""
+  for pkg in chartutil lint/rules; do
+    x+=" -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$HELM3_K8S_MINOR"
+  done
   build_go_tool "$1" helm "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION" \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION"
+    "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION$x"
 }
 
 # usage: link NAME CACHED_BINARY -> bin/NAME
@@ -35,8 +42,8 @@ main() {
   if [[ $what == all || $what == helm ]]; then
     step "helm-$HELM_VERSION" "$CACHE/helm-$HELM_VERSION" build_helm
     link helm "$CACHE/helm-$HELM_VERSION/helm"
-    step "helm-$HELM3_VERSION" "$CACHE/helm-$HELM3_VERSION" build_helm3
-    link helm3 "$CACHE/helm-$HELM3_VERSION/helm"
+    step "helm-$HELM3_VERSION" "$CACHE/helm-$HELM3_VERSION-k8s1.$HELM3_K8S_MINOR" build_helm3
+    link helm3 "$CACHE/helm-$HELM3_VERSION-k8s1.$HELM3_K8S_MINOR/helm"
   fi
   if [[ $what == all || $what == kubectl ]]; then
     if [[ $(bash "$ROOT/ci/mode.sh") == registry ]] && [[ ! -e $BIN/kubectl ]] && command -v kubectl >/dev/null; then
