@@ -46,10 +46,11 @@ smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 e2e: venv cluster images ## the mission scenario on kind: install, write, scale to 5, read on mysql-3, and more
 	$(PYTEST) -m e2e tests/e2e
 
-test: venv ## every test: unit, smoke, e2e
+test: venv ## every test: unit, smoke, e2e, repo-e2e
 	$(MAKE) unit
 	$(MAKE) smoke
 	$(MAKE) e2e
+	$(MAKE) repo-e2e
 
 lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README table (chart-lint)
 	$(VENV)/bin/ruff check tests
