@@ -335,6 +335,8 @@ def run_client_pod(
 ) -> CommandResult:
     """Run argv in a throwaway pod, as `kubectl run NAME -i --rm --restart=Never` does, and return its result.
 
+    The container first waits for its stdin to close, which happens once kubectl has attached:
+    attach does not replay output written before it connects, so a quick command could lose lines.
     secret_env maps env var names to (secret, key): passwords reach the pod through secretKeyRef,
     never through argv. The pod passes Pod Security "restricted" (non-root `uid`, no privilege
     escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem).
@@ -355,7 +357,8 @@ def run_client_pod(
     args = [
         "run", name, "--namespace", namespace, f"--image={image}", "--image-pull-policy=IfNotPresent",
         "--restart=Never", "--rm", "-i", "--quiet", "--override-type=strategic",
-        f"--overrides={json.dumps(overrides)}", f"--pod-running-timeout={int(timeout)}s", "--", *argv,
+        f"--overrides={json.dumps(overrides)}", f"--pod-running-timeout={int(timeout)}s", "--",
+        "sh", "-c", 'read -r _ || true; exec "$@"', "client", *argv,
     ]  # fmt: skip
     log.info("kubectl run %s -n %s -- %s", name, namespace, " ".join(argv))
     start = time.monotonic()
