@@ -251,7 +251,8 @@ class Cluster:
             timeout=300,
             check=False,
         )
-        log.info("kind export logs -> %s (exit %d)", dest, proc.returncode)
+        detail = _tail(proc.stderr, 1) if proc.returncode else "ok"
+        log.info("kind export logs -> %s (exit %d: %s)", dest, proc.returncode, detail)
 
 
 def kind_cluster_exists(env: Mapping[str, str]) -> bool:
