@@ -17,6 +17,7 @@ from typing import Any
 
 import pymysql
 from kubernetes.client.exceptions import ApiException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from harness.cluster import Cluster
 from harness.kube import TIMEOUTS, wait_until
@@ -77,6 +78,11 @@ FLAVORS = {
 }
 
 
+def _handshake_lost(error: BaseException) -> bool:
+    """True for pymysql's "Lost connection" (2013), which during connect means no statement ran."""
+    return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] == 2013
+
+
 class _KubectlPortForward:
     """Fallback transport: `kubectl port-forward pod/NAME :3306`, the local port parsed from its stdout."""
 
@@ -134,19 +140,34 @@ class Database:
     def connect(
         self, pod: str, *, database: str | None = None, autocommit: bool = True
     ) -> Iterator[pymysql.Connection]:
-        """Yield a pymysql connection as root to pod's server; closed (and the forward stopped) on exit."""
-        forward = _KubectlPortForward(self.cluster, self.namespace, pod)
+        """Yield a pymysql connection as root to pod's server; closed (and the forward stopped) on exit.
+
+        A handshake lost in the forward (error 2013 before any statement ran) is retried twice with
+        a new forward: it happens now and then on 2 busy cores while the server is fine.
+        """
+        for attempt in Retrying(
+            stop=stop_after_attempt(3),
+            retry=retry_if_exception(_handshake_lost),
+            before_sleep=lambda state: log.info(
+                "connecting to %s: %s; retrying", pod, state.outcome.exception()
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                forward = _KubectlPortForward(self.cluster, self.namespace, pod)
+                try:
+                    conn = pymysql.connect(
+                        host="127.0.0.1", port=forward.port, user="root", password=self._password,
+                        database=database, autocommit=autocommit, connect_timeout=10, charset="utf8mb4",
+                    )  # fmt: skip
+                except BaseException:
+                    forward.close()
+                    raise
         try:
-            conn = pymysql.connect(
-                host="127.0.0.1", port=forward.port, user="root", password=self._password, database=database,
-                autocommit=autocommit, connect_timeout=10, charset="utf8mb4",
-            )  # fmt: skip
-            try:
-                yield conn
-            finally:
-                if conn.open:
-                    conn.close()
+            yield conn
         finally:
+            if conn.open:
+                conn.close()
             forward.close()
 
     def query(self, pod: str, sql: str, args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
