@@ -1,0 +1,1 @@
+"""Test harness for the chart: cluster (kind/make), helm release, kube helpers, database client."""
