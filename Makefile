@@ -7,7 +7,7 @@ export PATH := $(ROOT)/bin:$(ROOT)/.venv/bin:/usr/local/go/bin:$(PATH)
 VENV := $(ROOT)/.venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e test lint
+.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 
 e2e: venv cluster images ## the mission scenario on kind: install, write, scale to 5, read on mysql-3, and more
 	$(PYTEST) -m e2e tests/e2e
+
+netpol: venv cluster images ## NetworkPolicy allow/deny scenario: needs a CNI that enforces policy (kindnet, registry mode)
+	$(PYTEST) -m netpol tests/e2e
 
 test: venv ## every test: unit, smoke, e2e, repo-e2e
 	$(MAKE) unit

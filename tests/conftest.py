@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_helm_charts.clusters import Cluster as HelmChartsCluster
+from pytest_helm_charts.k8s.namespace import make_namespace_object
+
 from harness import cluster as kind
 from harness.cluster import ARTIFACTS, FLAVORS, Cluster, CommandError, Settings
 from harness.db import FLAVORS as SQL_FLAVORS
 from harness.helm import Release
 from harness.kube import RESTRICTED_NAMESPACE_LABELS, Kube, delete_namespace, dump_namespace
-from pytest_helm_charts.clusters import Cluster as HelmChartsCluster
-from pytest_helm_charts.k8s.namespace import make_namespace_object
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from harness.helm import Release
 from harness.kube import pod_is_ready
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from harness.cluster import CHART
 from harness.helm import MYSQL_UID, Release
 from harness.kube import run_client_pod

@@ -9,9 +9,10 @@ import uuid
 
 import pymysql
 import pytest
+from kubernetes.client.exceptions import ApiException
+
 from harness.helm import Release
 from harness.kube import TIMEOUTS, pod_is_ready, pod_recreated_and_ready, wait_until
-from kubernetes.client.exceptions import ApiException
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
+
 from harness.cluster import BIN, CHART, ROOT, CommandError, run, tool_env
 from harness.db import DB_TRANSIENT
 from harness.helm import Release

@@ -26,6 +26,7 @@ from chartrepo import (
     package,
     previous_chart,
 )
+
 from harness.cluster import ARTIFACTS, CHART, Cluster, Settings, run, tool_env
 from harness.db import FLAVORS as SQL_FLAVORS
 from harness.kube import Kube, dump_namespace

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from chartrepo import CHART_NAME, HttpRepository, closed_port, expect_helm_failure
+
 from harness.kube import Kube
 
 pytestmark = pytest.mark.repo

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from chartrepo import CHART_NAME
+
 from harness.cluster import BIN, run, tool_env
 
 pytestmark = pytest.mark.repo

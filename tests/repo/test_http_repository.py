@@ -11,6 +11,7 @@ import json
 
 import pytest
 from chartrepo import CHART_NAME, RepoRelease, retry_db, write_and_read_on_replicas
+
 from harness.helm import ROOT_PASSWORD_KEY
 
 pytestmark = [pytest.mark.repo, pytest.mark.slow]

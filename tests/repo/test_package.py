@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chartrepo import CHART_NAME, chart_version, package, set_chart_version
+
 from harness.cluster import CHART, ROOT
 
 pytestmark = pytest.mark.repo

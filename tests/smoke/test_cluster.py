@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from kubernetes.client import V1Pod
+
 from harness.cluster import Cluster
 from harness.kube import (
     RESTRICTED_CONTAINER_SECURITY,
@@ -18,7 +20,6 @@ from harness.kube import (
     wait_rolled_out,
     wait_until,
 )
-from kubernetes.client import V1Pod
 
 pytestmark = pytest.mark.smoke
 
