@@ -91,6 +91,10 @@ build_coredns() {
   "$1/coredns" -version
 }
 
+build_crictl() {
+  GOBIN=$1 CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+}
+
 build_local_path() {
   GOBIN=$1 CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
     "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
@@ -170,7 +174,7 @@ node_images() {
 node_tag() {
   local h
   h=$( { printf '%s\n' "$K8S_VERSION" "$KIND_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" \
-            "$PAUSE_TAG" "$ETCD_TAG" "$NODE_RECIPE" "$DEBIAN_SUITE"
+            "$CRICTL_VERSION" "$PAUSE_TAG" "$ETCD_TAG" "$NODE_RECIPE" "$DEBIAN_SUITE"
           cat "$ROOT/ci/node-image.sh" "$ROOT"/ci/node/* "$ROOT"/ci/files/iptables-wrapper.sh; } | sha256sum | cut -c1-10)
   echo "$LOCAL/kind-node:$K8S_VERSION-$h"
 }
@@ -183,6 +187,7 @@ assemble_node() {
   c=$(docker run -d --privileged --entrypoint=sleep "$base" infinity)
   trap 'docker rm -f "$c" >/dev/null 2>&1 || true' RETURN
   for b in kubeadm kubelet kubectl; do docker cp "$K8S_BIN/$b" "$c:/usr/bin/$b"; done
+  docker cp "$CACHE/crictl-$CRICTL_VERSION/crictl" "$c:/usr/local/bin/crictl"   # kind export logs uses it
   docker exec "$c" sh -c "echo $K8S_VERSION > /kind/version"
   docker cp "$ROOT/ci/node/default-cni.yaml" "$c:/kind/manifests/default-cni.yaml"
   storage_manifest | docker exec -i "$c" sh -c 'cat > /kind/manifests/default-storage.yaml'
@@ -210,6 +215,7 @@ main() {
   step "etcd-$ETCD_VERSION" "$CACHE/etcd-$ETCD_VERSION" build_etcd
   step "coredns-$COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION" build_coredns
   step "local-path-$LOCAL_PATH_VERSION" "$CACHE/local-path-$LOCAL_PATH_VERSION" build_local_path
+  step "crictl-$CRICTL_VERSION" "$CACHE/crictl-$CRICTL_VERSION" build_crictl
   local start=$SECONDS
   log "images: building component images"
   build_component_images
@@ -217,7 +223,7 @@ main() {
   assemble_node "$node"
   log "node: $node ready in $(( SECONDS - start ))s"
   # Older recipes' node images are dead weight (1.2 GB each).
-  docker images --format '{{.Repository}}:{{.Tag}}' "$LOCAL/kind-node" | grep -vxF "$node" | xargs -r docker rmi >/dev/null || true
+  docker images --format '{{.Repository}}:{{.Tag}}' "$LOCAL/kind-node" | grep -vxF "$node" | xargs -r docker rmi >/dev/null 2>&1 || true
   echo "$node"
 }
 
