@@ -99,6 +99,16 @@ def run(
     return proc
 
 
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """Terminate a background helper process (port-forward, local registry); kill it if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def _text(data: str | bytes | None) -> str:
     if isinstance(data, bytes):
         return data.decode(errors="replace")

@@ -19,7 +19,7 @@ import pymysql
 from kubernetes.client.exceptions import ApiException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from harness.cluster import Cluster
+from harness.cluster import Cluster, stop_process
 from harness.kube import TIMEOUTS, wait_until
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,7 @@ class _KubectlPortForward:
         raise OSError(f"kubectl port-forward to {namespace}/{pod} did not start: {line.strip()}")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 class Database:

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 import yaml
 
-from harness.cluster import BIN, CHART, ROOT, CommandError, run, tool_env
+from harness.cluster import BIN, CHART, ROOT, CommandError, run, stop_process, tool_env
 from harness.db import DB_TRANSIENT
 from harness.helm import Release
 from harness.kube import TIMEOUTS, wait_until
@@ -183,12 +183,7 @@ class OciRegistry:
         return f"127.0.0.1:{self.port}"
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @contextmanager
