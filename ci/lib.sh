@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/ci/versions.env"
 CACHE=${AIRGAP_CACHE:-/var/cache/mysql-chart-airgap}
 LOGS=$CACHE/logs
-BIN=$ROOT/bin
+BIN=${AIRGAP_BIN:-$ROOT/bin}
 export PATH="$BIN:/usr/local/go/bin:$PATH"
 mkdir -p "$CACHE" "$LOGS" "$BIN"
 

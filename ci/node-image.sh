@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REG=registry.k8s.io
 LOCAL=mysql-chart.local
-KIND_SRC=/root/go/pkg/mod/sigs.k8s.io/kind@$KIND_VERSION
+KIND_SRC=$(go env GOMODCACHE)/sigs.k8s.io/kind@$KIND_VERSION
 K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 NODE_PKGS=systemd,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,nfs-common,open-iscsi,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins
 PROXY_PKGS=iptables,nftables,conntrack,kmod
