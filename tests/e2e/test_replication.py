@@ -6,6 +6,8 @@ One release (3 replicas, scaled to 5 by `helm upgrade` in the first test); destr
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pymysql
 import pytest
@@ -159,20 +161,29 @@ def test_helm_test_passes(release: Release) -> None:
     assert result.returncode == 0, f"helm test failed:\n{result.stdout}\n{result.stderr}"
 
 
-def test_deleted_replica_pod_comes_back_with_same_name_dns_and_data(release: Release, table: str) -> None:
-    """Deleted mysql-2 comes back as mysql-2 with its server id and data and catches up on missed writes."""
-    pod, core = release.pod(2), release.kube.core
-    create_filled_table(release, table, rows=100)
-    server_id = release.db.server_id(pod)
+@contextmanager
+def deleted_until_back(release: Release, pod: str) -> Iterator[None]:
+    """Delete `pod`; the body runs while it is gone; on exit wait until it is back, Ready and rolled out."""
+    core = release.kube.core
     old_uid = core.read_namespaced_pod(pod, release.namespace).metadata.uid
     core.delete_namespaced_pod(pod, release.namespace)
-    release.db.query(release.primary, f"INSERT INTO {table} (body, n) VALUES ('while mysql-2 was gone', -1)")
+    yield
     wait_until(
         pod_recreated_and_ready(release.kube, release.namespace, pod, old_uid),
         timeout=TIMEOUTS.pod_ready,
         what=f"{pod} recreated and Ready",
     )
     release.wait_rolled_out()
+
+
+def test_deleted_replica_pod_comes_back_with_same_name_dns_and_data(release: Release, table: str) -> None:
+    """Deleted mysql-2 comes back as mysql-2 with its server id and data and catches up on missed writes."""
+    pod = release.pod(2)
+    create_filled_table(release, table, rows=100)
+    server_id = release.db.server_id(pod)
+    with deleted_until_back(release, pod):
+        sql = f"INSERT INTO {table} (body, n) VALUES ('while mysql-2 was gone', -1)"
+        release.db.query(release.primary, sql)
     assert release.db.server_id(pod) == server_id
     assert release.client(release.host(2), "SELECT @@hostname").ok().lines == [pod]
     assert_replicas_match_primary(release, table)
@@ -180,18 +191,12 @@ def test_deleted_replica_pod_comes_back_with_same_name_dns_and_data(release: Rel
 
 def test_deleted_primary_pod_comes_back_with_same_name_dns_and_data(release: Release, table: str) -> None:
     """Deleting mysql-0 brings back mysql-0 with its data; writes through mysql-0.mysql replicate again."""
-    pod, core = release.primary, release.kube.core
+    pod = release.primary
     create_filled_table(release, table, rows=100)
     checksum = release.db.checksum(pod, table)
     server_id = release.db.server_id(pod)
-    old_uid = core.read_namespaced_pod(pod, release.namespace).metadata.uid
-    core.delete_namespaced_pod(pod, release.namespace)
-    wait_until(
-        pod_recreated_and_ready(release.kube, release.namespace, pod, old_uid),
-        timeout=TIMEOUTS.pod_ready,
-        what=f"{pod} recreated and Ready",
-    )
-    release.wait_rolled_out()
+    with deleted_until_back(release, pod):
+        pass
     assert release.db.server_id(pod) == server_id
     assert release.db.checksum(pod, table) == checksum
     sql = f"SELECT @@hostname; INSERT INTO {table} (body, n) VALUES ('after the primary came back', -2)"
