@@ -29,8 +29,7 @@ build_k8s() {
   mkdir -p "$work" "$out/bin"
   cd "$work" || return
   minor=${K8S_VERSION#v1.}                       # 34.4 -> staging modules are v0.34.4
-  src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [[ -d $src ]] || { echo "k8s.io/kubernetes@$K8S_VERSION not served by the module proxy"; return 1; }
+  src=$(module_dir "k8s.io/kubernetes@$K8S_VERSION")
   go mod init airgap.local/k8s-build
   # The kubernetes module points its staging modules at ./staging, which the module zip lacks:
   # replace each with the published staging module of the same release.

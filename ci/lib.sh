@@ -59,6 +59,14 @@ step() {
   log "$name: done in $(( SECONDS - start ))s"
 }
 
+# usage: module_dir MODULE@VERSION -> its source directory, downloaded into Go's module cache
+module_dir() {
+  local dir
+  dir=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') || true
+  [[ -f $dir/go.mod ]] || die "the Go module proxy gave no source for $1"
+  printf '%s\n' "$dir"
+}
+
 # usage: docker_build TAG CONTEXT_DIR  -- quiet unless it fails
 docker_build() {
   local out

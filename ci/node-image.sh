@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REG=registry.k8s.io
 LOCAL=mysql-chart.local
-KIND_SRC=$(go env GOMODCACHE)/sigs.k8s.io/kind@$KIND_VERSION
+KIND_SRC=  # kind's module source (base image files, storage manifest): set by main
 K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 NODE_PKGS=systemd,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,nfs-common,open-iscsi,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins
 PROXY_PKGS=iptables,nftables,conntrack,kmod
@@ -209,7 +209,7 @@ main() {
   node=$(node_tag)
   if image_exists "$node"; then log "node image $node: present"; echo "$node"; return 0; fi
   bash "$ROOT/ci/k8s.sh"
-  go mod download "sigs.k8s.io/kind@$KIND_VERSION"
+  KIND_SRC=$(module_dir "sigs.k8s.io/kind@$KIND_VERSION")
   step "node-rootfs" "$CACHE/node-rootfs-$KIND_VERSION-$DEBIAN_SUITE-$NODE_RECIPE" build_node_rootfs
   step "kube-proxy-rootfs" "$CACHE/kube-proxy-rootfs-$K8S_VERSION" build_proxy_rootfs
   step "etcd-$ETCD_VERSION" "$CACHE/etcd-$ETCD_VERSION" build_etcd

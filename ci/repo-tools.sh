@@ -18,8 +18,7 @@ build_crane() {
 # chart-testing and chart-releaser; the versions themselves are served.
 build_from_module() {
   local out=$1 name=$2 mod=$3 version=$4 pkg=$5 src
-  src=$(GOFLAGS=-mod=mod go mod download -json "$mod@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [[ -f $src/go.mod ]] || die "go mod download $mod@$version gave no source directory"
+  src=$(module_dir "$mod@$version")
   cp -r "$src" "$out/src"
   chmod -R u+w "$out/src"
   ( cd "$out/src" && CGO_ENABLED=0 go build -trimpath -o "$out/$name" \
@@ -32,7 +31,7 @@ build_ct() {
   build_from_module "$1" ct github.com/helm/chart-testing/v3 "$CT_VERSION" ct
   # ct reads its Chart.yaml schema and yamllint config from these files (--chart-yaml-schema, --lint-conf).
   local src
-  src=$(go env GOMODCACHE)/github.com/helm/chart-testing/v3@$CT_VERSION/etc
+  src=$(module_dir "github.com/helm/chart-testing/v3@$CT_VERSION")/etc
   mkdir -p "$1/etc"
   cp "$src/chart_schema.yaml" "$src/lintconf.yaml" "$1/etc/"
 }
