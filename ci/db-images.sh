@@ -1,27 +1,85 @@
 #!/usr/bin/env bash
 # Builds the images the chart's pods and the tests use, from Debian packages, and loads them
-# into the kind cluster:
-#   mysql-chart.local/mariadb:10.11 (+ tag 10.11-r2)  MariaDB 10.11 server, client, mariadb-backup,
-#                                                    mbstream, socat; uid/gid 999; empty datadir
-#   mysql-chart.local/busybox:1.35                  busybox-static (smoke tests, local-path helper)
-# usage: db-images.sh [build|busybox|load CLUSTER]   (default: build)
+# into the kind cluster (every image: uid/gid 999 for mysql, empty datadir, nothing pulled):
+#   mysql-chart.local/mysql:9.7        MySQL 9.7 LTS from sid: server (clone and semi-sync plugins
+#                                      in its plugin dir) and client
+#   mysql-chart.local/mysql:9.7-r2     the same MySQL from a second package set (adds procps,
+#                                      iproute2, less): a genuinely different image for the
+#                                      rolling-update test, since Debian serves one 9.7 release
+#   mysql-chart.local/mariadb:11.8     MariaDB 11.8 LTS from trixie: server, client, mariadb-backup,
+#                                      mbstream, socat
+#   mysql-chart.local/mariadb:10.11    MariaDB 10.11 LTS from bookworm, the same package set: the
+#                                      version the LTS-upgrade test installs first
+#   mysql-chart.local/busybox:1.35     busybox-static (smoke tests, local-path helper)
+# usage: db-images.sh [build|busybox|mysql|mariadb|load CLUSTER]   (default: build)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOCAL=mysql-chart.local
-MARIADB_IMAGE=$LOCAL/mariadb:10.11
-MARIADB_IMAGE_ALT=$LOCAL/mariadb:10.11-r2
+MYSQL_IMAGE=$LOCAL/mysql:$MYSQL_SERIES
+MYSQL_IMAGE_ALT=$LOCAL/mysql:$MYSQL_SERIES-r2
+MARIADB_IMAGE=$LOCAL/mariadb:$MARIADB_SERIES
+MARIADB_PREVIOUS_IMAGE=$LOCAL/mariadb:$MARIADB_PREVIOUS_SERIES
 BUSYBOX_IMAGE=$LOCAL/busybox:1.35
-DB_RECIPE=1
-DB_PKGS=mariadb-server,mariadb-client,mariadb-backup,socat,procps,gawk,sed,grep,coreutils,bash,ca-certificates,tzdata
+MIRROR=http://deb.debian.org/debian
+MYSQL_PKGS=mysql-server-core,mysql-client-core,bash,coreutils,tzdata
+# What the second MySQL build adds: tools for looking into a running pod.
+MYSQL_ALT_PKGS=(procps iproute2 less)
+MARIADB_PKGS=mariadb-server,mariadb-client,mariadb-backup,socat,procps,gawk,sed,grep,coreutils,bash,ca-certificates,tzdata
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# usage: build_mariadb_rootfs OUTDIR -> OUTDIR/rootfs.tar
-build_mariadb_rootfs() {
-  local out=$1 r=$1/rootfs
+# usage: trim_rootfs ROOT -- drops apt caches, docs and man pages from an image root
+trim_rootfs() {
+  rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man
+}
+
+# usage: debootstrap_root ROOT SUITE PACKAGES -- a minimal Debian root with PACKAGES
+debootstrap_root() {
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
-  debootstrap --variant=minbase --include="$DB_PKGS" "$DEBIAN_SUITE" "$r" http://deb.debian.org/debian
-  # The official images run mysqld as uid/gid 999; so does the chart.
+  debootstrap --variant=minbase --include="$3" "$2" "$1" "$MIRROR"
+}
+
+# usage: expect_version WHAT SERIES VERSION_LINE -- fails unless VERSION_LINE names SERIES.x
+expect_version() {
+  [[ $3 == *" $2."* ]] || die "$1: expected a $2.x server, the package gave: $3"
+  log "$1: $3"
+}
+
+# usage: build_mysql_rootfs OUTDIR -> OUTDIR/rootfs.tar and OUTDIR/rootfs-r2.tar
+# A debootstrap of sid rather than sid packages pinned into a stable root: the server's
+# libraries then come from the one suite they were built against, and apt resolves nothing by hand.
+build_mysql_rootfs() {
+  local out=$1 r=$1/rootfs
+  debootstrap_root "$r" "$MYSQL_SUITE" "$MYSQL_PKGS"
+  expect_version mysql "$MYSQL_SERIES" "$(chroot "$r" mysqld --version)"
+  [[ -f $r/usr/lib/mysql/plugin/mysql_clone.so && -f $r/usr/lib/mysql/plugin/semisync_source.so ]] ||
+    die "the clone or semi-sync plugin is missing from $r/usr/lib/mysql/plugin"
+  # The official images run mysqld as uid/gid 999; so does the chart. The -core packages create no user.
+  chroot "$r" groupadd --system -g 999 mysql
+  chroot "$r" useradd --system -u 999 -g 999 -d /var/lib/mysql -s /usr/sbin/nologin mysql
+  mkdir -p "$r/var/lib/mysql" "$r/run/mysqld" "$r/var/lib/mysql-files"
+  chroot "$r" chown mysql:mysql /var/lib/mysql /run/mysqld /var/lib/mysql-files
+  cp -a "$r/etc/apt" "$out/apt"
+  trim_rootfs "$r"
+  tar -C "$r" -cf "$out/rootfs.tar" .
+  # The second build: the same server plus a few tools. sid's Release file is past its
+  # Valid-Until date, so apt is told not to check it.
+  rm -rf "$r/etc/apt" && cp -a "$out/apt" "$r/etc/apt"
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  chroot "$r" apt-get -o Acquire::Check-Valid-Until=false update -qq
+  DEBIAN_FRONTEND=noninteractive chroot "$r" apt-get -o Acquire::Check-Valid-Until=false \
+    install -y -qq --no-install-recommends "${MYSQL_ALT_PKGS[@]}"
+  trim_rootfs "$r"
+  : >"$r/etc/resolv.conf"
+  tar -C "$r" -cf "$out/rootfs-r2.tar" .
+  rm -rf "$r" "$out/apt"
+}
+
+# usage: build_mariadb_rootfs OUTDIR SUITE SERIES -> OUTDIR/rootfs.tar
+build_mariadb_rootfs() {
+  local out=$1 suite=$2 series=$3 r=$1/rootfs
+  debootstrap_root "$r" "$suite" "$MARIADB_PKGS"
+  expect_version "mariadb ($suite)" "$series" "$(chroot "$r" mariadbd --version)"
   chroot "$r" groupmod -g 999 mysql
   chroot "$r" usermod -u 999 -g 999 mysql
   # The package leaves an initialised datadir behind; the chart initialises its own.
@@ -30,24 +88,44 @@ build_mariadb_rootfs() {
   chroot "$r" chown -R mysql:mysql /var/lib/mysql /run/mysqld /var/log/mysql
   # Listen on every address as the official image does (Debian binds to 127.0.0.1).
   sed -i 's/^bind-address/#bind-address/' "$r/etc/mysql/mariadb.conf.d/50-server.cnf"
-  rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r"/usr/share/doc "$r"/usr/share/man
-  chroot "$r" mariadbd --version
+  trim_rootfs "$r"
   tar -C "$r" -cf "$out/rootfs.tar" .
   rm -rf "$r"
 }
 
-build_mariadb() {
-  local dir=$CACHE/mariadb-rootfs-$DEBIAN_SUITE-$DB_RECIPE ctx
-  if image_exists "$MARIADB_IMAGE" && image_exists "$MARIADB_IMAGE_ALT"; then log "image $MARIADB_IMAGE: present"; return 0; fi
-  step "mariadb-rootfs" "$dir" build_mariadb_rootfs
+# usage: rootfs_image TAG ROOTFS_TAR CMD -- a FROM scratch image of ROOTFS_TAR running as 999
+rootfs_image() {
+  local ctx
   ctx=$(mktemp -d)
-  ln "$dir/rootfs.tar" "$ctx/rootfs.tar"
-  printf '%s\n' 'FROM scratch' 'ADD rootfs.tar /' 'USER 999:999' 'EXPOSE 3306' \
-    'CMD ["mariadbd"]' >"$ctx/Dockerfile"
-  docker_build "$MARIADB_IMAGE" "$ctx"
-  docker tag "$MARIADB_IMAGE" "$MARIADB_IMAGE_ALT"
+  ln "$2" "$ctx/rootfs.tar" 2>/dev/null || cp "$2" "$ctx/rootfs.tar"
+  printf '%s\n' 'FROM scratch' 'ADD rootfs.tar /' 'USER 999:999' 'EXPOSE 3306' "CMD [\"$3\"]" >"$ctx/Dockerfile"
+  docker_build "$1" "$ctx"
   rm -rf "$ctx"
-  log "image $MARIADB_IMAGE (and $MARIADB_IMAGE_ALT): built"
+  log "image $1: built"
+}
+
+build_mysql() {
+  local dir=$CACHE/mysql-rootfs-$MYSQL_SUITE-$MYSQL_SERIES-$DB_RECIPE
+  if image_exists "$MYSQL_IMAGE" && image_exists "$MYSQL_IMAGE_ALT"; then
+    log "images $MYSQL_IMAGE, $MYSQL_IMAGE_ALT: present"
+    return 0
+  fi
+  step "mysql-rootfs-$MYSQL_SERIES" "$dir" build_mysql_rootfs
+  rootfs_image "$MYSQL_IMAGE" "$dir/rootfs.tar" mysqld
+  rootfs_image "$MYSQL_IMAGE_ALT" "$dir/rootfs-r2.tar" mysqld
+}
+
+# usage: build_mariadb_image TAG SUITE SERIES
+build_mariadb_image() {
+  local tag=$1 suite=$2 series=$3 dir=$CACHE/mariadb-rootfs-$2-$3-$DB_RECIPE
+  if image_exists "$tag"; then log "image $tag: present"; return 0; fi
+  step "mariadb-rootfs-$series" "$dir" build_mariadb_rootfs "$suite" "$series"
+  rootfs_image "$tag" "$dir/rootfs.tar" mariadbd
+}
+
+build_mariadb() {
+  build_mariadb_image "$MARIADB_IMAGE" "$MARIADB_SUITE" "$MARIADB_SERIES"
+  build_mariadb_image "$MARIADB_PREVIOUS_IMAGE" "$MARIADB_PREVIOUS_SUITE" "$MARIADB_PREVIOUS_SERIES"
 }
 
 build_busybox() {
@@ -69,17 +147,19 @@ build_busybox() {
 # usage: load CLUSTER  -- loads every image into the kind cluster's nodes
 load() {
   local cluster=${1:?cluster name}
-  log "loading $MARIADB_IMAGE, $MARIADB_IMAGE_ALT, $BUSYBOX_IMAGE into kind cluster $cluster"
-  kind load docker-image --name "$cluster" "$MARIADB_IMAGE" "$MARIADB_IMAGE_ALT" "$BUSYBOX_IMAGE"
+  local images=("$MYSQL_IMAGE" "$MYSQL_IMAGE_ALT" "$MARIADB_IMAGE" "$MARIADB_PREVIOUS_IMAGE" "$BUSYBOX_IMAGE")
+  log "loading ${images[*]} into kind cluster $cluster"
+  kind load docker-image --name "$cluster" "${images[@]}"
 }
 
 main() {
   case ${1:-build} in
-    build) build_busybox; build_mariadb ;;
+    build) build_busybox; build_mysql; build_mariadb ;;
     busybox) build_busybox ;;
+    mysql) build_mysql ;;
     mariadb) build_mariadb ;;
     load) shift; load "$@" ;;
-    *) die "usage: db-images.sh [build|busybox|mariadb|load CLUSTER]" ;;
+    *) die "usage: db-images.sh [build|busybox|mysql|mariadb|load CLUSTER]" ;;
   esac
 }
 

@@ -13,8 +13,12 @@ STAGING=$DATA_ROOT/staging
 RECLONE_MARK=$DATA_ROOT/reclone-requested
 # Written last into a complete datadir; a datadir without it is never started.
 COMPLETE_MARK=chart-datadir-complete
-# GTID position of a fresh clone, adopted once by server.sh before the first start.
+# Present in a fresh clone until server.sh has adopted its replication position (MariaDB: the
+# GTID position it holds; MySQL: the clone carries gtid_executed, the file is empty).
 SOURCE_GTID_FILE=chart-source-gtid
+# MariaDB: the server version that last wrote the datadir's system tables (server.sh upgrades them
+# when a newer server starts on it).
+SERVER_VERSION_FILE=chart-server-version
 # Server option file assembled by init-config.sh; the chart's scripts and cnf files.
 MY_CNF=${MY_CNF:-/etc/mysql-chart/my.cnf}
 SCRIPTS=${SCRIPTS:-/opt/mysql-chart}
@@ -37,18 +41,19 @@ ordinal() {
 }
 
 # The only place where the two flavors differ in binary names.
+# MySQL clones with its clone plugin inside the server; MariaDB streams mariadb-backup.
 case ${FLAVOR:?FLAVOR is required (mysql or mariadb)} in
   mysql)
     SERVER_BIN=mysqld CLIENT_BIN=mysql ADMIN_BIN=mysqladmin
-    BACKUP_BIN=xtrabackup STREAM_BIN=xbstream
     ;;
   mariadb)
     SERVER_BIN=mariadbd CLIENT_BIN=mariadb ADMIN_BIN=mariadb-admin
     BACKUP_BIN=mariadb-backup STREAM_BIN=mbstream
+    export BACKUP_BIN STREAM_BIN
     ;;
   *) die "unknown FLAVOR=$FLAVOR" ;;
 esac
-export SERVER_BIN CLIENT_BIN ADMIN_BIN BACKUP_BIN STREAM_BIN
+export SERVER_BIN CLIENT_BIN ADMIN_BIN
 
 # usage: sql_escape STRING -> STRING escaped for use inside a single-quoted SQL literal
 sql_escape() {
@@ -110,8 +115,14 @@ replica_status() {
   return 0
 }
 
-# usage: file_has_line FILE REGEX -- succeeds when a line of FILE matches the ERE (no grep needed:
-# the XtraBackup image is minimal)
+# usage: server_version -> the version of this image's server binary, e.g. 11.8.3
+server_version() {
+  [[ $("$SERVER_BIN" --version) =~ Ver\ ([0-9]+\.[0-9]+\.[0-9]+) ]] || die "cannot read the version of $SERVER_BIN"
+  printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# usage: file_has_line FILE REGEX -- succeeds when a line of FILE matches the ERE (no grep needed
+# in minimal images)
 file_has_line() {
   local line
   while IFS= read -r line || [[ -n $line ]]; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs once per connection to the sidecar's backup port (socat EXEC, the socket is stdin/stdout).
+# MariaDB: runs once per connection to the sidecar's backup port (socat EXEC, the socket is
+# stdin/stdout); MySQL serves clones through its clone plugin instead.
 # Protocol: the peer sends the release's backup token on one line; we answer "OK <pod>" followed
 # by a physical backup stream, or "ERR <reason>" and close. A donor must itself be ready.
 # Inputs (env): FLAVOR, HOSTNAME, BACKUP_TOKEN, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD,

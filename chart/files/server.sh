@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Main container: makes sure the datadir is complete, then runs the server in the foreground.
 #  - ordinal 0 with no datadir: initialise it and create the chart's accounts (first install);
-#  - a replica whose datadir is a fresh clone: adopt the clone's GTID position once;
+#  - a replica whose datadir is a fresh clone: adopt the clone's replication position once;
+#  - MariaDB: a datadir written by an older series gets its system tables upgraded first
+#    (mariadb-upgrade, as the official image's MARIADB_AUTO_UPGRADE does; MySQL upgrades itself);
 #  - a replica being rebuilt by its sidecar: wait until the new datadir is in place;
 #  - a datadir without the completion marker is never started.
 # Inputs (env): FLAVOR, HOSTNAME, MYSQL_ROOT_PASSWORD, MYSQL_REPLICATION_PASSWORD,
@@ -66,8 +68,6 @@ accounts_sql() {
     "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
     "CREATE USER 'replication'@'%' IDENTIFIED BY '$repl';" \
     "GRANT REPLICATION SLAVE ON *.* TO 'replication'@'%';" \
-    "CREATE USER 'backup'@'localhost' IDENTIFIED BY '$backup';" \
-    "GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT ON *.* TO 'backup'@'localhost';" \
     "CREATE USER 'probe'@'localhost' IDENTIFIED BY '$probe' WITH MAX_USER_CONNECTIONS 5;" \
     "GRANT REPLICATION CLIENT ON *.* TO 'probe'@'localhost';" \
     "CREATE USER 'metrics'@'127.0.0.1' IDENTIFIED BY '$metrics' WITH MAX_USER_CONNECTIONS 3;" \
@@ -76,16 +76,18 @@ accounts_sql() {
   if [[ $FLAVOR == mariadb ]]; then
     # read_only does not bind READ_ONLY ADMIN holders, and ALL PRIVILEGES includes it: take it
     # away so that replicas refuse writes from root too. SLAVE MONITOR lets probes read status.
+    # mariadb-backup, run by the sidecar to serve a peer, reads and locks the local server.
     printf '%s\n' \
       "REVOKE READ_ONLY ADMIN ON *.* FROM 'root'@'localhost', 'root'@'%';" \
-      "GRANT SLAVE MONITOR ON *.* TO 'probe'@'localhost', 'metrics'@'127.0.0.1';"
+      "GRANT SLAVE MONITOR ON *.* TO 'probe'@'localhost', 'metrics'@'127.0.0.1';" \
+      "CREATE USER 'backup'@'localhost' IDENTIFIED BY '$backup';" \
+      "GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT ON *.* TO 'backup'@'localhost';"
   else
-    # XtraBackup locks the instance for backup and reads these performance_schema tables.
+    # The clone plugin's donor account: peers reach it over TLS only, and it can do nothing but
+    # serve a clone (BACKUP_ADMIN).
     printf '%s\n' \
-      "GRANT BACKUP_ADMIN ON *.* TO 'backup'@'localhost';" \
-      "GRANT SELECT ON performance_schema.log_status TO 'backup'@'localhost';" \
-      "GRANT SELECT ON performance_schema.keyring_component_status TO 'backup'@'localhost';" \
-      "GRANT SELECT ON performance_schema.replication_group_members TO 'backup'@'localhost';"
+      "CREATE USER 'clone'@'%' IDENTIFIED BY '$backup' REQUIRE SSL;" \
+      "GRANT BACKUP_ADMIN ON *.* TO 'clone'@'%';"
   fi
   if [[ -n ${MYSQL_DATABASE:-} ]]; then
     printf '%s\n' "CREATE DATABASE IF NOT EXISTS \`${MYSQL_DATABASE//\`/\`\`}\`;"
@@ -114,30 +116,33 @@ initialize_primary() {
   accounts_sql | boot_sql
   BOOT_ROOT_PASSWORD=$MYSQL_ROOT_PASSWORD
   stop_boot_server
+  server_version >"$STAGING/$SERVER_VERSION_FILE"
   printf 'initialised %s\n' "$(date -u +%FT%TZ)" >"$STAGING/$COMPLETE_MARK"
   sync
   mv "$STAGING" "$DATADIR"
-  log "datadir initialised; accounts root, replication, backup, probe, metrics${MYSQL_USER:+, $MYSQL_USER} created"
+  log "datadir initialised; the chart's accounts${MYSQL_USER:+ and $MYSQL_USER} created"
 }
 
-# usage: adopt_clone_position -- once after a clone: replication state = the backup's GTID set
+# usage: adopt_clone_position -- once after a clone: replication state = the clone's
 adopt_clone_position() {
   local gtid stop stmts
   gtid=$(<"$DATADIR/$SOURCE_GTID_FILE")
-  [[ $gtid =~ ^[A-Za-z0-9_:,-]*$ ]] || die "malformed GTID set in $SOURCE_GTID_FILE"
-  log "fresh clone: adopting its GTID position '${gtid}'"
+  [[ $gtid =~ ^[A-Za-z0-9_:,-]*$ ]] || die "malformed GTID position in $SOURCE_GTID_FILE"
   BOOT_ROOT_PASSWORD=${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}
   if [[ $FLAVOR == mariadb ]]; then
+    log "fresh clone: adopting its GTID position '${gtid}'"
     start_boot_server "$DATADIR" --skip-slave-start --read-only=OFF
     # The donor's binlogs and replica settings mean nothing here; gtid_slave_pos is where
     # replication resumes (MASTER_USE_GTID=slave_pos).
     stop="STOP SLAVE;"
     stmts="RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_slave_pos = '$gtid';"
   else
+    # The clone plugin carried the donor's gtid_executed (and gtid_purged: no binlogs came with
+    # it); only the donor's replication settings are dropped.
     start_boot_server "$DATADIR" --skip-replica-start --super-read-only=OFF --read-only=OFF
+    log "fresh clone: gtid_executed '$(boot_sql <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');")'"
     stop="STOP REPLICA;"
-    stmts="RESET REPLICA ALL; RESET BINARY LOGS AND GTIDS;"
-    [[ -n $gtid ]] && stmts+=" SET GLOBAL gtid_purged = '$gtid';"
+    stmts="RESET REPLICA ALL;"
   fi
   # Replication is not running (skip-*-start); RESET needs it stopped, so make sure of it.
   boot_sql <<<"$stop" >/dev/null 2>&1 || true
@@ -145,6 +150,52 @@ adopt_clone_position() {
   stop_boot_server
   rm -f "$DATADIR/$SOURCE_GTID_FILE"
   sync
+}
+
+# usage: series VERSION -> major*1000+minor, for comparing release series (11.8.3 -> 11008)
+series() {
+  [[ $1 =~ ^([0-9]+)\.([0-9]+) ]] || return 1
+  printf '%d\n' $((BASH_REMATCH[1] * 1000 + BASH_REMATCH[2]))
+}
+
+# usage: datadir_version -> the MariaDB version that last wrote the system tables (empty: unknown)
+datadir_version() {
+  local f
+  for f in "$DATADIR/$SERVER_VERSION_FILE" "$DATADIR/mariadb_upgrade_info" "$DATADIR/mysql_upgrade_info"; do
+    if [[ -f $f && $(<"$f") =~ ^([0-9]+\.[0-9]+\.[0-9]+) ]]; then
+      printf '%s\n' "${BASH_REMATCH[1]}"
+      return 0
+    fi
+  done
+}
+
+# usage: upgrade_mariadb_datadir -- mariadb-upgrade when the server's series is newer than the datadir's
+upgrade_mariadb_datadir() {
+  local have want cnf
+  want=$(server_version)
+  have=$(datadir_version)
+  if [[ -n $have ]]; then
+    (($(series "$have") <= $(series "$want"))) ||
+      die "the datadir was written by MariaDB $have; this server is $want and cannot downgrade it"
+    (($(series "$have") < $(series "$want"))) || return 0
+  fi
+  log "datadir written by MariaDB ${have:-of an unknown version}, server $want: upgrading the system tables"
+  BOOT_ROOT_PASSWORD=${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}
+  start_boot_server "$DATADIR" --skip-slave-start --read-only=OFF
+  # mariadb-upgrade hands its options to the tools it runs: a 0600 file, not a pipe. Its changes
+  # stay out of the binlog: every pod upgrades its own tables as it rolls.
+  cnf=$(mktemp /tmp/upgrade.XXXXXX)
+  client_cnf root "$MYSQL_ROOT_PASSWORD" "$BOOT_SOCKET" >"$cnf"
+  if ! mariadb-upgrade --defaults-file="$cnf" --skip-write-binlog >/tmp/mariadb-upgrade.log 2>&1; then
+    rm -f "$cnf"
+    tail -n 20 /tmp/mariadb-upgrade.log >&2
+    die "mariadb-upgrade failed (see above)"
+  fi
+  rm -f "$cnf"
+  stop_boot_server
+  printf '%s\n' "$want" >"$DATADIR/$SERVER_VERSION_FILE"
+  sync
+  log "system tables upgraded to MariaDB $want"
 }
 
 # usage: main -- prepares the datadir and execs the server
@@ -163,6 +214,7 @@ main() {
     initialize_primary
   fi
   [[ -f $DATADIR/$COMPLETE_MARK ]] || die "$DATADIR has no completion marker; refusing to start on it"
+  if [[ $FLAVOR == mariadb ]]; then upgrade_mariadb_datadir; fi
   if [[ -f $DATADIR/$SOURCE_GTID_FILE ]]; then adopt_clone_position; fi
   log "starting $SERVER_BIN"
   exec "$SERVER_BIN" --defaults-file="$MY_CNF"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sidecar: on a replica, points replication at the primary (on every start: idempotent, GTID
-# auto-positioning resumes where the replica is); then serves backups to peers of this release on
-# BACKUP_PORT; and rebuilds the replica from a peer when the primary no longer has the binlogs
-# it needs (I/O thread error 1236 / 13114 about purged binlogs).
+# auto-positioning resumes where the replica is); MariaDB: serves backups to peers of this release
+# on BACKUP_PORT (MySQL's server serves clones itself, through its clone plugin); and rebuilds the
+# replica from a peer when the primary no longer has the binlogs it needs (I/O thread error
+# 1236 / 13114 about purged binlogs).
 # Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME, PRIMARY_HOST, MYSQL_ROOT_PASSWORD,
 #   MYSQL_REPLICATION_PASSWORD, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD, BACKUP_TOKEN.
 set -euo pipefail
@@ -86,7 +87,7 @@ monitor() {
     # Sleep in the background so that the TERM trap runs at once.
     sleep "$MONITOR_SECONDS" &
     wait $! || true
-    kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"
+    if [[ -n ${LISTENER_PID:-} ]]; then kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"; fi
     ((ord == 0)) && continue
     status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
     read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
@@ -120,7 +121,6 @@ main() {
   local ord
   trap stop TERM INT
   ord=$(ordinal)
-  BACKUP_PORT=${BACKUP_PORT:-3307}
   # A rebuild interrupted by a restart of this container is finished first.
   if [[ -e $RECLONE_MARK ]] && ((ord != 0)); then
     log "resuming an interrupted rebuild"
@@ -128,7 +128,7 @@ main() {
   fi
   wait_for_server
   if ((ord != 0)); then configure_replication; fi
-  serve_backups
+  if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
   monitor "$ord"
 }
 

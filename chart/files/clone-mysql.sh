@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# MySQL's clone (sourced by clone.sh): the clone plugin. A throw-away server of this image (its
+# own datadir under /tmp, socket only, no TCP listener) runs CLONE INSTANCE FROM the donor into
+# STAGING (DATA DIRECTORY) over TLS, as the donors' clone account (BACKUP_ADMIN only); the clone
+# carries the donor's gtid_executed. A donor whose GTID set is not contained in the primary's is
+# skipped: it holds transactions the primary never had.
+# Inputs (env): MYSQL_BACKUP_PASSWORD (password of the clone account), CLONE_MAX_BANDWIDTH_MIB
+#   (0: no cap).
+
+CLONE_USER=clone
+RECIPIENT_DIR=${RECIPIENT_DIR:-/tmp/clone-recipient}
+RECIPIENT_SOCKET=$RECIPIENT_DIR.sock
+RECIPIENT_PID=
+
+# usage: recipient_sql <<<"SQL" -- SQL as root on the throw-away server
+recipient_sql() {
+  sql root '' --socket="$RECIPIENT_SOCKET"
+}
+
+# usage: start_recipient -- initialises and starts the throw-away server (once per clone_datadir)
+start_recipient() {
+  local i args=(--defaults-file="$MY_CNF" --datadir="$RECIPIENT_DIR" --socket="$RECIPIENT_SOCKET"
+    --pid-file="$RECIPIENT_DIR.pid" --log-error="$RECIPIENT_DIR.err" --skip-networking
+    --skip-log-bin --super-read-only=OFF --read-only=OFF --skip-replica-start)
+  if [[ -n $RECIPIENT_PID ]] && kill -0 "$RECIPIENT_PID" 2>/dev/null; then return 0; fi
+  rm -rf "$RECIPIENT_DIR" "$RECIPIENT_DIR".*
+  log "starting a throw-away server to run the clone"
+  if ! "$SERVER_BIN" "${args[@]}" --initialize-insecure; then
+    tail -n 20 "$RECIPIENT_DIR.err" >&2
+    die "could not initialise the throw-away server"
+  fi
+  "$SERVER_BIN" "${args[@]}" &
+  RECIPIENT_PID=$!
+  for ((i = 0; i < 120; i++)); do
+    if ping_server root '' "$RECIPIENT_SOCKET"; then return 0; fi
+    kill -0 "$RECIPIENT_PID" 2>/dev/null || break
+    sleep 1
+  done
+  tail -n 20 "$RECIPIENT_DIR.err" >&2
+  die "the throw-away server did not start"
+}
+
+# usage: clone_finish -- stops the throw-away server and removes its datadir
+clone_finish() {
+  if [[ -n $RECIPIENT_PID ]]; then
+    "$ADMIN_BIN" --defaults-file=<(client_cnf root '' "$RECIPIENT_SOCKET") shutdown >/dev/null 2>&1 ||
+      kill "$RECIPIENT_PID" 2>/dev/null || true
+    wait "$RECIPIENT_PID" 2>/dev/null || true
+    RECIPIENT_PID=
+  fi
+  rm -rf "$RECIPIENT_DIR" "$RECIPIENT_DIR".*
+}
+
+# usage: gtid_of HOST -> HOST's gtid_executed on one line, asked over TLS as the clone account
+gtid_of() {
+  sql_remote "$1" "$CLONE_USER" "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}" \
+    --ssl-mode=REQUIRED <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');"
+}
+
+# usage: clone_from HOST -- clones HOST into STAGING with the clone plugin and checks the result
+clone_from() {
+  local host=$1 primary donor_gtid primary_gtid subset state errno error
+  local bandwidth=${CLONE_MAX_BANDWIDTH_MIB:-0}
+  [[ $bandwidth =~ ^[0-9]+$ ]] || die "CLONE_MAX_BANDWIDTH_MIB must be a number of MiB/s, got '$bandwidth'"
+  primary=$(peer_host 0)
+  start_recipient
+  donor_gtid=$(gtid_of "$host" 2>&1) || { warn "$host does not answer as a donor: ${donor_gtid:0:200}"; return 1; }
+  primary_gtid=$(gtid_of "$primary" 2>&1) || { warn "the primary $primary does not answer: ${primary_gtid:0:200}"; return 1; }
+  subset=$(recipient_sql <<<"SELECT GTID_SUBSET('$donor_gtid', '$primary_gtid');") || return 1
+  if [[ $subset != 1 ]]; then
+    warn "$host has transactions the primary lacks ($donor_gtid vs $primary_gtid); not a donor"
+    return 1
+  fi
+  rm -rf "$STAGING"
+  log "cloning from $host:3306 (clone plugin, TLS; donor GTID set '$donor_gtid')"
+  # clone_donor_timeout_after_network_failure=0: a donor that dies fails the clone at once, and
+  # the next donor is tried, instead of waiting minutes for this one to come back.
+  if ! recipient_sql <<EOSQL; then
+SET GLOBAL clone_valid_donor_list = '$host:3306';
+SET GLOBAL clone_donor_timeout_after_network_failure = 0;
+SET GLOBAL clone_max_data_bandwidth = $bandwidth, clone_max_network_bandwidth = $bandwidth;
+CLONE INSTANCE FROM '$CLONE_USER'@'$host':3306
+  IDENTIFIED BY '$(sql_escape "$MYSQL_BACKUP_PASSWORD")'
+  DATA DIRECTORY = '$STAGING' REQUIRE SSL;
+EOSQL
+    warn "clone from $host failed"
+    return 1
+  fi
+  IFS=$'\t' read -r state errno error < <(recipient_sql <<<"SELECT STATE, ERROR_NO, ERROR_MESSAGE FROM performance_schema.clone_status;")
+  if [[ $state != Completed || $errno != 0 ]]; then
+    warn "clone from $host ended as '$state' (error $errno: $error)"
+    return 1
+  fi
+  [[ -f $STAGING/mysql.ibd ]] || { warn "clone from $host has no mysql.ibd"; return 1; }
+  # Replication settings are adopted once by server.sh; the GTID set came with the clone.
+  : >"$STAGING/$SOURCE_GTID_FILE"
+  log "clone from $host complete"
+}
