@@ -6,6 +6,10 @@ ROOT := $(abspath .)
 export PATH := $(ROOT)/bin:$(ROOT)/.venv/bin:/usr/local/go/bin:$(PATH)
 VENV := $(ROOT)/.venv
 PYTEST := $(VENV)/bin/python -m pytest
+# The cluster suites run once per flavor; FLAVOR=mysql or FLAVOR=mariadb runs one.
+FLAVORS := $(if $(FLAVOR),$(FLAVOR),mysql mariadb)
+# usage: $(call per_flavor,PYTEST ARGS) -- runs pytest for each of FLAVORS; fails if any run failed
+per_flavor = rc=0; for f in $(FLAVORS); do echo "=== flavor $$f ==="; $(PYTEST) --flavor $$f $(1) || rc=1; done; exit $$rc
 
 .PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol test lint
 
@@ -43,11 +47,11 @@ unit: venv ## render tests, helm lint, shellcheck: no cluster needed
 smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 	$(PYTEST) -m smoke tests/smoke
 
-e2e: venv cluster images ## the mission scenario on kind: install, write, scale to 5, read on mysql-3, and more
-	$(PYTEST) -m e2e tests/e2e
+e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= picks one): mission, replication, clone faults
+	$(call per_flavor,-m e2e tests/e2e)
 
 netpol: venv cluster images ## NetworkPolicy allow/deny scenario: needs a CNI that enforces policy (kindnet, registry mode)
-	$(PYTEST) -m netpol tests/e2e
+	$(call per_flavor,-m netpol tests/e2e)
 
 test: venv ## every test: unit, smoke, e2e, repo-e2e
 	$(MAKE) unit
@@ -86,4 +90,4 @@ chart-lint: venv ## helm lint --strict, ct lint with chart/ci/*-values.yaml, REA
 repo-e2e: venv cluster images ## install from a chart repository over HTTP and OCI on kind, upgrade from the previous version
 	bash ci/tools.sh helm
 	bash ci/repo-tools.sh crane
-	$(PYTEST) -m repo tests/repo
+	$(call per_flavor,-m repo tests/repo)

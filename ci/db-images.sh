@@ -30,7 +30,8 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # usage: trim_rootfs ROOT -- drops apt caches, docs and man pages from an image root
 trim_rootfs() {
-  rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc "$1"/usr/share/man
+  rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* \
+    "$1"/usr/share/doc "$1"/usr/share/man
 }
 
 # usage: debootstrap_root ROOT SUITE PACKAGES -- a minimal Debian root with PACKAGES

@@ -1,7 +1,7 @@
 """Fixtures for the cluster suites (smoke, e2e): cluster, fresh namespaces, release, failure artifacts.
 
 Options (each with an environment variable):
-  --flavor mariadb|mysql   FLAVOR      database flavor (default: mariadb air-gapped, mysql with a registry)
+  --flavor mysql|mariadb   FLAVOR      database flavor (default: mysql; `make e2e` runs both)
   --keep-cluster           KEEP=1      keep the kind cluster, releases and namespaces for inspection
   --kube-context NAME      KUBE_CONTEXT  use this existing cluster instead of kind (nothing created/deleted)
   --kubeconfig PATH        (pytest-helm-charts) kubeconfig of an existing cluster; KUBECONFIG is honoured
@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--flavor",
         choices=FLAVORS,
         default=None,
-        help="database flavor to install (env FLAVOR; default mariadb air-gapped, mysql otherwise)",
+        help="database flavor to install (env FLAVOR; default mysql)",
     )
     group.addoption(
         "--keep-cluster",

@@ -1,4 +1,5 @@
-"""The chart's NetworkPolicy (chart/ci/networkpolicy-values.yaml): 3306 for labelled clients, 3307 for peers.
+"""The chart's NetworkPolicy (chart/ci/networkpolicy-values.yaml): 3306 for labelled clients and peers, 3307
+(MariaDB's backup stream) for peers only.
 
 Marked `netpol`, not `e2e`: it needs a CNI that enforces NetworkPolicy (kindnet in kind >= v0.24). The
 air-gapped cluster's ptp CNI enforces none, so there the deny cases fail, as they should.
@@ -65,7 +66,8 @@ def test_unlabelled_pod_cannot_reach_3306(release: Release) -> None:
 
 
 def test_peers_still_clone_and_replicate_under_the_policy(release: Release) -> None:
-    """Under the policy, `helm upgrade --set replicaCount=4` clones mysql-3 over 3307; `helm test` passes."""
+    """Under the policy, `helm upgrade --set replicaCount=4` clones mysql-3 (MariaDB: stream on 3307, MySQL:
+    clone plugin on 3306); `helm test` passes."""
     release.db.query(release.primary, "CREATE DATABASE IF NOT EXISTS test")
     release.db.query(release.primary, "CREATE TABLE test.netpol (id INT PRIMARY KEY)")
     release.db.query(release.primary, "INSERT INTO test.netpol VALUES (1)")

@@ -42,20 +42,6 @@ def create_filled_table(release: Release, table: str, rows: int = 300) -> None:
         cur.execute(f"DELETE FROM {table} WHERE id % 7 = 0")
 
 
-def assert_replicas_match_primary(release: Release, table: str) -> None:
-    """Every replica applies the primary's GTIDs, then has the same GTID set and table checksum."""
-    db = release.db
-    gtid = db.gtid_executed(release.primary)
-    expected_sum = db.checksum(release.primary, table)
-    assert expected_sum is not None, f"{table} is missing on the primary"
-    for pod in release.replicas():
-        db.wait_for_gtid(pod, gtid)
-    gtids = {pod: db.flavor.normalize_gtid(db.gtid_executed(pod)) for pod in release.pods()}
-    sums = {pod: db.checksum(pod, table) for pod in release.pods()}
-    assert all(g == gtids[release.primary] for g in gtids.values()), f"GTID sets differ: {gtids}"
-    assert all(s == expected_sum for s in sums.values()), f"checksums of {table} differ: {sums}"
-
-
 def test_release_runs_in_a_namespace_enforcing_pod_security_restricted(release: Release) -> None:
     """The namespace enforces Pod Security `restricted` (refuses a privileged pod); every server pod runs."""
     core, namespace = release.kube.core, release.namespace
@@ -152,7 +138,7 @@ def test_after_a_batch_of_writes_every_replica_has_the_primarys_gtid_set_and_che
 ) -> None:
     """After 300 inserts, updates and deletes on the primary, every replica has its GTID set and checksum."""
     create_filled_table(release, table)
-    assert_replicas_match_primary(release, table)
+    release.assert_replicas_match_primary(table)
 
 
 def test_helm_test_passes(release: Release) -> None:
@@ -186,7 +172,7 @@ def test_deleted_replica_pod_comes_back_with_same_name_dns_and_data(release: Rel
         release.db.query(release.primary, sql)
     assert release.db.server_id(pod) == server_id
     assert release.client(release.host(2), "SELECT @@hostname").ok().lines == [pod]
-    assert_replicas_match_primary(release, table)
+    release.assert_replicas_match_primary(table)
 
 
 def test_deleted_primary_pod_comes_back_with_same_name_dns_and_data(release: Release, table: str) -> None:
@@ -201,4 +187,4 @@ def test_deleted_primary_pod_comes_back_with_same_name_dns_and_data(release: Rel
     assert release.db.checksum(pod, table) == checksum
     sql = f"SELECT @@hostname; INSERT INTO {table} (body, n) VALUES ('after the primary came back', -2)"
     assert release.client(release.host(0), sql).ok().lines == [pod]
-    assert_replicas_match_primary(release, table)
+    release.assert_replicas_match_primary(table)

@@ -40,9 +40,25 @@ FLAVORS = ("mariadb", "mysql")
 
 # Images the tests themselves run (not the chart's): per mode.
 BUSYBOX = {"airgap": "mysql-chart.local/busybox:1.35", "registry": "busybox:1.36"}
-# A second tag of the air-gapped database image, for the rolling-update scenario.
-AIRGAP_UPDATE_IMAGE = "mysql-chart.local/mariadb:10.11-r2"
-AIRGAP_VALUES = ROOT / "ci" / "values-airgap.yaml"
+# The values every air-gapped install takes, per flavor: the locally built images, never pulled.
+AIRGAP_VALUES = {
+    "mysql": ROOT / "ci" / "values-airgap.yaml",
+    "mariadb": ROOT / "ci" / "values-airgap-mariadb.yaml",
+}
+# MariaDB's image update in the e2e is the LTS upgrade users make: install on the previous LTS series
+# (in both modes the tag of that series), then patch the server image to the chart's default.
+MARIADB_PREVIOUS_SERIES = "10.11"
+# MySQL: Debian serves one 9.7 release, so air-gapped the update is a second build of it with
+# another package set (ci/db-images.sh).
+AIRGAP_MYSQL_UPDATE_IMAGE = "mysql-chart.local/mysql:9.7-r2"
+
+
+@dataclass(frozen=True)
+class ImageUpdate:
+    """The rolling image update of the e2e: values to install with, then the server image to patch in."""
+
+    install_values: dict[str, str]
+    image: str
 
 
 class CommandError(RuntimeError):
@@ -164,15 +180,9 @@ class Settings:
     ) -> Settings:
         """Combine options and environment (FLAVOR, KEEP, KUBE_CONTEXT; AIRGAP via ci/mode.sh)."""
         mode = detect_mode()
-        flavor = flavor or os.environ.get("FLAVOR") or ("mariadb" if mode == "airgap" else "mysql")
+        flavor = flavor or os.environ.get("FLAVOR") or "mysql"
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
-        if flavor == "mysql" and mode == "airgap":
-            raise ValueError(
-                "the mysql flavor needs upstream images (mysql:8.4, percona-xtrabackup:8.4), which an "
-                "air-gapped machine cannot pull: use --flavor=mariadb here, or AIRGAP=0 where a registry "
-                "is reachable"
-            )
         return cls(
             mode=mode,
             flavor=flavor,
@@ -213,24 +223,49 @@ class Cluster:
 
     @property
     def values_files(self) -> list[Path]:
-        """The values files every install of the chart takes in this mode."""
-        return [AIRGAP_VALUES] if self.settings.mode == "airgap" else []
+        """The values files every install of the chart takes in this mode and flavor."""
+        return [AIRGAP_VALUES[self.settings.flavor]] if self.settings.mode == "airgap" else []
 
-    def update_image(self, current: str) -> str:
-        """Return another tag of the server image `current`, for a rolling update.
+    def image_update(self) -> ImageUpdate:
+        """The e2e's rolling image update for this flavor and mode (UPDATE_IMAGE overrides the image).
 
-        UPDATE_IMAGE overrides; air-gapped it is the `-r2` tag of the local image; otherwise the
-        same repository with the tag cut to major.minor (`mariadb:11.4.5` -> `mariadb:11.4`).
+        mariadb: install on the previous LTS series, then patch in the image every other test runs
+        (10.11 -> 11.8, a real upgrade). mysql: air-gapped, the second local build of 9.7; with a
+        registry, the default tag cut to major.minor (`mysql:9.7.4` -> `mysql:9.7`).
         """
-        if os.environ.get("UPDATE_IMAGE"):
-            return os.environ["UPDATE_IMAGE"]
-        if self.settings.mode == "airgap":
-            return AIRGAP_UPDATE_IMAGE
-        repo, _, tag = current.rpartition(":")
-        short = ".".join(tag.split(".")[:2])
-        if short == tag:
-            raise ValueError(f"cannot derive a second tag from {current!r}: set UPDATE_IMAGE")
-        return f"{repo}:{short}"
+        flavor = self.settings.flavor
+        defaults = yaml.safe_load((CHART / "values.yaml").read_text())[flavor]["image"]
+        for path in self.values_files:
+            defaults = {**defaults, **yaml.safe_load(path.read_text())[flavor]["image"]}
+        current = f"{defaults['repository']}:{defaults['tag']}"
+        install: dict[str, str] = {}
+        if flavor == "mariadb":
+            install = {f"mariadb.{key}.tag": MARIADB_PREVIOUS_SERIES for key in ("image", "backupImage")}
+            image = current
+        elif self.settings.mode == "airgap":
+            image = AIRGAP_MYSQL_UPDATE_IMAGE
+        else:
+            repo, _, tag = current.rpartition(":")
+            image = f"{repo}:{'.'.join(tag.split('.')[:2])}"
+            if image == current:
+                raise ValueError(f"cannot derive a second tag from {current!r}: set UPDATE_IMAGE")
+        return ImageUpdate(install_values=install, image=os.environ.get("UPDATE_IMAGE") or image)
+
+    def kill_container(self, node: str, container_id: str) -> None:
+        """SIGKILL the main process of a container on a kind node, as a crash or the OOM killer would.
+
+        container_id is the pod status' `containerd://<id>`. Only for the kind cluster this harness
+        manages (the node is a Docker container): an existing cluster raises.
+        """
+        if self.settings.existing_cluster:
+            raise RuntimeError("killing a container's process needs the kind cluster's nodes (docker exec)")
+        cid = container_id.removeprefix("containerd://")
+        inspect = ["crictl", "inspect", "--output", "go-template", "--template", "{{.info.pid}}", cid]
+        pid = run(["docker", "exec", node, *inspect], env=self.env, timeout=60).stdout.strip()
+        if not pid.isdigit() or int(pid) <= 1:
+            raise RuntimeError(f"crictl gave no process id for container {cid} on {node}: {pid!r}")
+        run(["docker", "exec", node, "kill", "-KILL", pid], env=self.env, timeout=60)
+        log.info("killed process %s (container %s) on node %s", pid, cid[:12], node)
 
     def kubectl(
         self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None

@@ -129,6 +129,21 @@ class Release:
         secret = self.kube.core.read_namespaced_secret(self.name, self.namespace)
         return base64.b64decode(secret.data[key]).decode()
 
+    # --- consistency ------------------------------------------------------------------------------
+
+    def assert_replicas_match_primary(self, table: str) -> None:
+        """Every replica applies the primary's GTIDs, then has the same GTID set and table checksum."""
+        db = self.db
+        gtid = db.gtid_executed(self.primary)
+        expected_sum = db.checksum(self.primary, table)
+        assert expected_sum is not None, f"{table} is missing on the primary"
+        for pod in self.replicas():
+            db.wait_for_gtid(pod, gtid)
+        gtids = {pod: db.flavor.normalize_gtid(db.gtid_executed(pod)) for pod in self.pods()}
+        sums = {pod: db.checksum(pod, table) for pod in self.pods()}
+        assert all(g == gtids[self.primary] for g in gtids.values()), f"GTID sets differ: {gtids}"
+        assert all(s == expected_sum for s in sums.values()), f"checksums of {table} differ: {sums}"
+
     # --- clients ----------------------------------------------------------------------------------
 
     @property

@@ -169,6 +169,14 @@ def pod_is_ready(pod: V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
+def container_status(pod: V1Pod, name: str) -> Any:
+    """The status of pod's (non-init) container `name`; AssertionError when it has none yet."""
+    for status in pod.status.container_statuses or []:
+        if status.name == name:
+            return status
+    raise AssertionError(f"{pod.metadata.name} has no status for container {name}")
+
+
 def pod_summary(pod: V1Pod) -> str:
     """One line like `mysql-3 Init:1/2` or `mysql-0 Running/ready restarts=1` for progress logs."""
     name = pod.metadata.name
