@@ -3,6 +3,7 @@
 # after checking the release's backup token and its own readiness (serve-backup.sh); the stream is
 # unpacked into STAGING, checked for completeness and prepared.
 # Inputs (env): BACKUP_TOKEN, BACKUP_PORT (default 3307).
+set -euo pipefail
 
 BACKUP_PORT=${BACKUP_PORT:-3307}
 

@@ -6,6 +6,7 @@
 # skipped: it holds transactions the primary never had.
 # Inputs (env): MYSQL_BACKUP_PASSWORD (password of the clone account), CLONE_MAX_BANDWIDTH_MIB
 #   (0: no cap).
+set -euo pipefail
 
 CLONE_USER=clone
 RECIPIENT_DIR=${RECIPIENT_DIR:-/tmp/clone-recipient}

@@ -55,6 +55,16 @@ EOSQL
   log "replication from $PRIMARY_HOST configured and started"
 }
 
+# usage: ensure_clone_account -- MySQL primary: the donors' clone account exists (a datadir made
+# before the chart cloned with the clone plugin lacks it); created once, replicated to every pod
+ensure_clone_account() {
+  local pass
+  [[ $(root_sql <<<"SELECT COUNT(*) FROM mysql.user WHERE user = 'clone';") == 0 ]] || return 0
+  pass=$(sql_escape "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}")
+  root_sql <<<"CREATE USER 'clone'@'%' IDENTIFIED BY '$pass' REQUIRE SSL; GRANT BACKUP_ADMIN ON *.* TO 'clone'@'%';"
+  log "created the clone account the replicas clone with"
+}
+
 # usage: reclone -- stops the local server and replaces the datadir with a fresh clone
 reclone() {
   local i
@@ -127,7 +137,7 @@ main() {
     reclone
   fi
   wait_for_server
-  if ((ord != 0)); then configure_replication; fi
+  if ((ord != 0)); then configure_replication; elif [[ $FLAVOR == mysql ]]; then ensure_clone_account; fi
   if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
   monitor "$ord"
 }

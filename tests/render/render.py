@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "chart"
 HELM = ROOT / "bin" / "helm"
 HELM3 = ROOT / "bin" / "helm3"
+# Air-gapped installs: the default flavor (MySQL) and the MariaDB flavor, locally built images.
 AIRGAP_VALUES = ROOT / "ci" / "values-airgap.yaml"
+AIRGAP_MARIADB_VALUES = ROOT / "ci" / "values-airgap-mariadb.yaml"
+# MySQL 8.4 LTS, still supported by the same scripts: only the server tag changes (a ct scenario).
+MYSQL_8_4_VALUES = CHART / "ci" / "mysql-8.4-values.yaml"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 FLAVORS = ("mysql", "mariadb")
 

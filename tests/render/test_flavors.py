@@ -1,10 +1,26 @@
-"""The two flavors: images per container, server config per role, the air-gapped values."""
+"""The two flavors: images per container, how replicas clone, server config, the air-gapped values."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from .render import AIRGAP_VALUES, CHART, Doc, container, containers, find, pod_specs, render
+from .render import (
+    AIRGAP_MARIADB_VALUES,
+    AIRGAP_VALUES,
+    CHART,
+    MYSQL_8_4_VALUES,
+    Doc,
+    container,
+    containers,
+    env,
+    find,
+    pod_specs,
+    render,
+    render_text,
+)
 
 pytestmark = pytest.mark.render
 
@@ -18,37 +34,71 @@ def images(docs: list[Doc]) -> dict[str, tuple[str, str]]:
     }
 
 
-def test_mysql_flavor_runs_mysql_8_4_and_xtrabackup_8_4_pinned(mysql_docs: list[Doc]) -> None:
-    """Server, init-config and the test use mysql:8.4.x; clone and sidecar use XtraBackup 8.4."""
+POD_CONTAINERS = {
+    "mysql/init-config",
+    "mysql/clone",
+    "mysql/mysql",
+    "mysql/sidecar",
+    "mysql-test-replication/test",
+}
+
+
+def sts_spec(docs: list[Doc]) -> Doc:
+    """The pod spec of the StatefulSet."""
+    return dict(pod_specs(docs))["mysql"]
+
+
+def test_mysql_flavor_runs_mysql_9_7_pinned_everywhere(mysql_docs: list[Doc]) -> None:
+    """MySQL 9.7 LTS in every container: the clone plugin is in the server, no backup image."""
     found = images(mysql_docs)
-    for name in ("mysql/mysql", "mysql/init-config", "mysql-test-replication/test"):
-        assert found[name][0].startswith("mysql:8.4."), found[name]
-    for name in ("mysql/clone", "mysql/sidecar"):
-        assert found[name][0].startswith("percona/percona-xtrabackup:8.4."), found[name]
+    assert set(found) == POD_CONTAINERS
+    for name, (image, _policy) in found.items():
+        assert image.startswith("mysql:9.7."), f"{name} runs {image}"
+    assert len({image for image, _policy in found.values()}) == 1
+    assert "percona" not in render_text()
 
 
-def test_mariadb_flavor_runs_mariadb_11_4_pinned_everywhere(mariadb_docs: list[Doc]) -> None:
+def test_mysql_8_4_tag_runs_the_same_pods_with_mysql_8_4_everywhere(mysql_docs: list[Doc]) -> None:
+    """MySQL 8.4 LTS stays supported: an 8.4 tag changes the image of every container, nothing else."""
+    docs = render(files=[MYSQL_8_4_VALUES])
+    assert set(images(docs).values()) == {("mysql:8.4.7", "IfNotPresent")}
+    default = images(mysql_docs)["mysql/mysql"][0]
+
+    def without_secrets(objects: list[Doc]) -> list[Doc]:
+        return [d for d in objects if d["kind"] != "Secret"]
+
+    swapped = json.loads(json.dumps(without_secrets(docs)).replace('"mysql:8.4.7"', f'"{default}"'))
+    assert swapped == without_secrets(mysql_docs)
+
+
+def test_mariadb_flavor_runs_mariadb_11_8_pinned_everywhere(mariadb_docs: list[Doc]) -> None:
     """The MariaDB image carries mariadb-backup, so every container uses it."""
     found = images(mariadb_docs)
-    assert len(found) == 5
+    assert set(found) == POD_CONTAINERS
     for name, (image, _policy) in found.items():
-        assert image.startswith("mariadb:11.4."), f"{name} runs {image}"
+        assert image.startswith("mariadb:11.8."), f"{name} runs {image}"
 
 
-def test_airgap_values_use_the_local_image_never_pulled_for_every_container() -> None:
-    """`helm install mysql ./chart -f ci/values-airgap.yaml` pulls nothing, helm test included."""
-    docs = render(files=[AIRGAP_VALUES])
+@pytest.mark.parametrize(
+    ("values_file", "image", "flavor"),
+    [
+        pytest.param(AIRGAP_VALUES, "mysql-chart.local/mysql:9.7", "mysql", id="values-airgap"),
+        pytest.param(
+            AIRGAP_MARIADB_VALUES, "mysql-chart.local/mariadb:11.8", "mariadb", id="values-airgap-mariadb"
+        ),
+    ],
+)
+def test_airgap_values_use_the_local_image_never_pulled_for_every_container(
+    values_file: Path, image: str, flavor: str
+) -> None:
+    """`helm install mysql ./chart -f ci/values-airgap*.yaml` pulls nothing, helm test included."""
+    docs = render(files=[values_file])
     found = images(docs)
-    assert set(found) == {
-        "mysql/init-config",
-        "mysql/clone",
-        "mysql/mysql",
-        "mysql/sidecar",
-        "mysql-test-replication/test",
-    }
-    assert set(found.values()) == {("mysql-chart.local/mariadb:10.11", "Never")}
-    spec = dict(pod_specs(docs))["mysql"]
-    assert {e["value"] for c in containers(spec) for e in c["env"] if e["name"] == "FLAVOR"} == {"mariadb"}
+    assert set(found) == POD_CONTAINERS
+    assert set(found.values()) == {(image, "Never")}
+    for pod, spec in pod_specs(docs):
+        for c in containers(spec):
+            assert env(c)["FLAVOR"]["value"] == flavor, f"{pod}/{c['name']}"
 
 
 def config_files(docs: list[Doc]) -> dict[str, str]:
@@ -87,14 +137,66 @@ def test_scripts_ship_untemplated_and_are_run_with_bash(flavor: str) -> None:
     assert volumes["scripts"]["configMap"]["defaultMode"] == 0o555
 
 
-def test_sidecar_replicates_from_pod_zero_and_serves_backups_on_3307(mysql_docs: list[Doc]) -> None:
-    """Replicas point at mysql-0.mysql; the sidecar listens on the backup port."""
-    spec = dict(pod_specs(mysql_docs))["mysql"]
+def test_mysql_sidecar_replicates_from_pod_zero_and_opens_no_backup_port(mysql_docs: list[Doc]) -> None:
+    """Replicas point at mysql-0.mysql; MySQL donors serve clones on 3306, so no port 3307."""
+    spec = sts_spec(mysql_docs)
     sidecar = container(spec, "sidecar")
-    assert {e["name"]: e.get("value") for e in sidecar["env"]}["PRIMARY_HOST"] == "mysql-0.mysql"
-    assert sidecar["ports"] == [{"name": "backup", "containerPort": 3307}]
+    assert env(sidecar)["PRIMARY_HOST"]["value"] == "mysql-0.mysql"
+    assert "ports" not in sidecar
+    assert "BACKUP_TOKEN" not in env(sidecar)
     assert [c["name"] for c in spec["initContainers"]] == ["init-config", "clone"]
     assert [c["name"] for c in spec["containers"]] == ["mysql", "sidecar"]
+
+
+def test_mariadb_sidecar_serves_backups_on_3307_with_the_token(mariadb_docs: list[Doc]) -> None:
+    """MariaDB donors stream mariadb-backup from the sidecar, to peers that know the backup token."""
+    spec = sts_spec(mariadb_docs)
+    sidecar = container(spec, "sidecar")
+    assert env(sidecar)["PRIMARY_HOST"]["value"] == "mysql-0.mysql"
+    assert sidecar["ports"] == [{"name": "backup", "containerPort": 3307}]
+    assert env(sidecar)["BACKUP_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "mysql", "key": "backup-token"}
+    }
+    assert "CLONE_MAX_BANDWIDTH_MIB" not in env(sidecar)
+    assert [c["name"] for c in spec["initContainers"]] == ["init-config", "clone"]
+    assert [c["name"] for c in spec["containers"]] == ["mysql", "sidecar"]
+
+
+def test_mysql_clone_logs_in_as_the_clone_account_without_the_backup_token(mysql_docs: list[Doc]) -> None:
+    """The clone plugin connects to the donor as `clone` with the backup password; no stream, no token."""
+    clone = env(container(sts_spec(mysql_docs), "clone"))
+    assert clone["MYSQL_BACKUP_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": "mysql", "key": "mysql-backup-password"}
+    }
+    assert "BACKUP_TOKEN" not in clone
+    assert clone["FLAVOR"]["value"] == "mysql"
+
+
+def test_mariadb_clone_sends_the_backup_token_and_holds_no_password(mariadb_docs: list[Doc]) -> None:
+    """The recipient only proves it belongs to the release; the donor's sidecar logs in locally."""
+    clone = env(container(sts_spec(mariadb_docs), "clone"))
+    assert clone["BACKUP_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "mysql", "key": "backup-token"}}
+    assert not [name for name in clone if "PASSWORD" in name]
+    assert "CLONE_MAX_BANDWIDTH_MIB" not in clone
+
+
+def test_clone_bandwidth_cap_reaches_the_clone_and_the_sidecar(mysql_docs: list[Doc]) -> None:
+    """clone.maxBandwidthMiB (0: no cap) is CLONE_MAX_BANDWIDTH_MIB wherever a clone can run."""
+    capped = sts_spec(render({"clone": {"maxBandwidthMiB": 50}}))
+    for name in ("clone", "sidecar"):
+        assert env(container(sts_spec(mysql_docs), name))["CLONE_MAX_BANDWIDTH_MIB"]["value"] == "0"
+        assert env(container(capped, name))["CLONE_MAX_BANDWIDTH_MIB"]["value"] == "50"
+
+
+def test_mysql_servers_load_the_clone_plugin_and_start_without_the_x_plugin(
+    mysql_docs: list[Doc], mariadb_docs: list[Doc]
+) -> None:
+    """Every MySQL pod can donate a clone; `loose-` lets builds without mysqlx (Debian's) start."""
+    lines = [line.strip() for line in config_files(mysql_docs)["server.cnf"].splitlines()]
+    assert "plugin-load-add = mysql_clone.so" in lines
+    assert "loose-mysqlx = OFF" in lines
+    assert "mysqlx = OFF" not in lines
+    assert "mysql_clone" not in config_files(mariadb_docs)["server.cnf"]
 
 
 def test_extra_config_and_initial_database_reach_the_pods() -> None:
@@ -103,11 +205,10 @@ def test_extra_config_and_initial_database_reach_the_pods() -> None:
         {"config": "[mysqld]\nmax_connections = 300\n", "auth": {"database": "app", "username": "app"}}
     )
     assert "max_connections = 300" in config_files(docs)["extra.cnf"]
-    server = container(dict(pod_specs(docs))["mysql"], "mysql")
-    env = {e["name"]: e for e in server["env"]}
-    assert env["MYSQL_DATABASE"]["value"] == "app"
-    assert env["MYSQL_USER"]["value"] == "app"
-    assert env["MYSQL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "mysql-password"
+    server = env(container(sts_spec(docs), "mysql"))
+    assert server["MYSQL_DATABASE"]["value"] == "app"
+    assert server["MYSQL_USER"]["value"] == "app"
+    assert server["MYSQL_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "mysql-password"
 
 
 def test_metrics_exporter_is_off_by_default_and_complete_when_on(mysql_docs: list[Doc]) -> None:

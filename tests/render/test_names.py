@@ -25,13 +25,18 @@ def test_install_named_mysql_gives_the_documented_objects(mysql_docs: list[Doc])
     ]
 
 
-def test_headless_service_publishes_pods_that_are_not_ready_yet(mysql_docs: list[Doc]) -> None:
-    """Peers must reach a not-ready pod (cloning, replication) by mysql-N.mysql."""
+def test_headless_service_publishes_pods_that_are_not_ready_yet(
+    mysql_docs: list[Doc], mariadb_docs: list[Doc]
+) -> None:
+    """Peers must reach a not-ready pod (cloning, replication) by mysql-N.mysql; MariaDB's backup
+    stream has its own port, MySQL's clone plugin uses 3306."""
     svc = find(mysql_docs, "Service", "mysql")
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["publishNotReadyAddresses"] is True
     assert find(mysql_docs, "StatefulSet", "mysql")["spec"]["serviceName"] == "mysql"
-    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"mysql": 3306, "backup": 3307}
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"mysql": 3306}
+    mariadb = find(mariadb_docs, "Service", "mysql")["spec"]["ports"]
+    assert {p["name"]: p["port"] for p in mariadb} == {"mysql": 3306, "backup": 3307}
 
 
 def test_primary_service_selects_only_pod_zero(mysql_docs: list[Doc]) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .render import CHART, HELM3, render, render_error
+from .render import CHART, HELM, HELM3, render, render_error, render_text
 
 pytestmark = pytest.mark.render
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.render
         pytest.param({"replicas": 3}, "replicas", id="unknown-top-level-key"),
         pytest.param({"auth": {"rootPasword": "x"}}, "rootPasword", id="typo-in-auth"),
         pytest.param(
-            {"mariadb": {"image": {"tag": "11.4.8", "pullpolicy": "Never"}}}, "pullpolicy", id="typo-deep"
+            {"mariadb": {"image": {"tag": "11.8.9", "pullpolicy": "Never"}}}, "pullpolicy", id="typo-deep"
         ),
         pytest.param({"mysql": {"image": {"pullPolicy": "Sometimes"}}}, "pullPolicy", id="bad-pull-policy"),
         pytest.param({"networkPolicy": {"enabled": "yes"}}, "enabled", id="bool-as-string"),
@@ -34,6 +35,10 @@ pytestmark = pytest.mark.render
         pytest.param(
             {"probes": {"startup": {"failureThreshold": 0}}}, "failureThreshold", id="zero-threshold"
         ),
+        pytest.param({"clone": {"maxBandwidthMiB": -1}}, "maxBandwidthMiB", id="negative-clone-bandwidth"),
+        pytest.param({"clone": {"maxBandwidthMiB": "100"}}, "maxBandwidthMiB", id="clone-bandwidth-string"),
+        pytest.param({"clone": {"maxBandwidthMiB": 2.5}}, "maxBandwidthMiB", id="clone-bandwidth-fraction"),
+        pytest.param({"clone": {"maxBandwidthMib": 100}}, "maxBandwidthMib", id="typo-in-clone"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -46,6 +51,11 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
     ("values", "message"),
     [
         pytest.param({"auth": {"username": "root"}}, "reserved", id="reserved-username"),
+        pytest.param(
+            {"auth": {"username": "clone"}},
+            "reserved",
+            id="reserved-clone-username",
+        ),
         pytest.param({"auth": {"password": "x"}}, "auth.username is empty", id="password-without-user"),
         pytest.param(
             {"auth": {"existingSecret": "s", "rootPassword": "x"}}, "existingSecret", id="secret-and-password"
@@ -59,6 +69,29 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
 def test_render_time_checks_reject_inconsistent_values(values: dict[str, Any], message: str) -> None:
     """templates/validate.yaml fails the render for combinations the schema cannot express."""
     assert message in render_error(values)
+
+
+# What a values file written for chart 0.1.0 says about MySQL's former backup image.
+XTRABACKUP_IMAGE = {
+    "repository": "percona/percona-xtrabackup",
+    "tag": "8.4.0-5.1",
+    "pullPolicy": "IfNotPresent",
+}
+
+
+@pytest.mark.parametrize("helm", [HELM, HELM3], ids=["helm4", "helm3"])
+def test_removed_mysql_backup_image_is_refused_with_a_clear_message(helm: Path) -> None:
+    """mysql.backupImage (XtraBackup, chart 0.1.0) fails the render, saying why and how to drop it."""
+    message = render_error({"mysql": {"backupImage": XTRABACKUP_IMAGE}}, helm=helm)
+    assert "mysql.backupImage was removed in chart 0.2.0" in message
+    assert "clone plugin" in message
+    assert "--set mysql.backupImage=null" in message
+
+
+def test_nulled_mysql_backup_image_renders_without_it() -> None:
+    """The way out the message gives (mysql.backupImage=null) renders the one-image pods."""
+    text = render_text({"mysql": {"backupImage": None}})
+    assert "percona" not in text
 
 
 def test_valid_edge_values_render() -> None:

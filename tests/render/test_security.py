@@ -6,14 +6,27 @@ import base64
 
 import pytest
 
-from .render import AIRGAP_VALUES, FLAVORS, SCENARIOS, Doc, containers, env, pod_specs, render, render_text
+from .render import (
+    AIRGAP_MARIADB_VALUES,
+    AIRGAP_VALUES,
+    FLAVORS,
+    SCENARIOS,
+    Doc,
+    containers,
+    env,
+    pod_specs,
+    render,
+    render_text,
+)
 
 pytestmark = pytest.mark.render
 
+RELEASE_LABELS = {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": "mysql"}
 ALL_INPUTS = [
     *[pytest.param({"flavor": f}, [], id=f) for f in FLAVORS],
     *[pytest.param({}, [s], id=s.name) for s in SCENARIOS],
     pytest.param({}, [AIRGAP_VALUES], id="values-airgap"),
+    pytest.param({}, [AIRGAP_MARIADB_VALUES], id="values-airgap-mariadb"),
 ]
 
 
@@ -105,18 +118,43 @@ def test_passwords_reach_containers_only_through_secret_refs(flavor: str) -> Non
             assert not any("password" in a.lower() for a in c.get("args", [])), f"{name}/{c['name']} args"
 
 
-def test_network_policy_opens_the_backup_port_only_to_release_pods() -> None:
-    """Port 3307 streams the whole database: only pods of this release may connect."""
-    docs = render({"networkPolicy": {"enabled": True, "allowExternal": False}})
-    policy = next(d for d in docs if d["kind"] == "NetworkPolicy")
-    rules = {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
-    release = {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": "mysql"}
-    assert rules[3307]["from"] == [{"podSelector": {"matchLabels": release}}]
+def network_policy(values: dict) -> Doc:
+    """The release's NetworkPolicy rendered with these values."""
+    return next(d for d in render(values) if d["kind"] == "NetworkPolicy")
+
+
+def ingress_by_port(policy: Doc) -> dict[int, Doc]:
+    return {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_network_policy_admits_release_pods_and_labelled_clients_only(flavor: str) -> None:
+    """allowExternal false: 3306 (clients, replication, MySQL clones) from the release and labelled pods."""
+    values = {"flavor": flavor, "networkPolicy": {"enabled": True, "allowExternal": False}}
+    docs = render(values)
+    rules = ingress_by_port(next(d for d in docs if d["kind"] == "NetworkPolicy"))
+    assert {"podSelector": {"matchLabels": RELEASE_LABELS}} in rules[3306]["from"]
     assert {"podSelector": {"matchLabels": {"mysql-client": "true"}}} in rules[3306]["from"]
     test_pod = next(d for d in docs if d["kind"] == "Pod")
     assert test_pod["metadata"]["labels"]["mysql-client"] == "true", "the helm test must pass the policy"
-    open_policy = next(
-        d for d in render({"networkPolicy": {"enabled": True}}) if d["kind"] == "NetworkPolicy"
-    )
-    assert "from" not in {r["ports"][0]["port"]: r for r in open_policy["spec"]["ingress"]}[3306]
-    assert not [d for d in render() if d["kind"] == "NetworkPolicy"], "off by default"
+    open_policy = network_policy({"flavor": flavor, "networkPolicy": {"enabled": True}})
+    assert "from" not in ingress_by_port(open_policy)[3306]
+    assert not [d for d in render({"flavor": flavor}) if d["kind"] == "NetworkPolicy"], "off by default"
+
+
+def test_network_policy_opens_the_mariadb_backup_port_only_to_release_pods() -> None:
+    """Port 3307 streams the whole database: only pods of this release may connect."""
+    for allow_external in (True, False):
+        policy = network_policy(
+            {"flavor": "mariadb", "networkPolicy": {"enabled": True, "allowExternal": allow_external}}
+        )
+        assert ingress_by_port(policy)[3307]["from"] == [{"podSelector": {"matchLabels": RELEASE_LABELS}}]
+
+
+def test_network_policy_has_no_backup_port_for_mysql() -> None:
+    """MySQL peers clone through the clone plugin on 3306: nothing listens on 3307, nothing opens it."""
+    for allow_external in (True, False):
+        enabled = {"enabled": True, "allowExternal": allow_external}
+        assert set(ingress_by_port(network_policy({"networkPolicy": enabled}))) == {3306}
+        with_metrics = network_policy({"networkPolicy": enabled, "metrics": {"enabled": True}})
+        assert set(ingress_by_port(with_metrics)) == {3306, 9104}

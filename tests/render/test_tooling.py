@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .render import AIRGAP_VALUES, CHART, FLAVORS, HELM, HELM3, SCENARIOS, lint, render
+from .render import AIRGAP_MARIADB_VALUES, AIRGAP_VALUES, CHART, FLAVORS, HELM, HELM3, SCENARIOS, lint, render
 
 pytestmark = pytest.mark.render
 
@@ -22,6 +22,7 @@ INPUTS = [
     *[pytest.param({"flavor": f}, [], id=f) for f in FLAVORS],
     *[pytest.param({}, [s], id=s.name) for s in SCENARIOS],
     pytest.param({}, [AIRGAP_VALUES], id="values-airgap"),
+    pytest.param({}, [AIRGAP_MARIADB_VALUES], id="values-airgap-mariadb"),
 ]
 
 

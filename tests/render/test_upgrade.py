@@ -77,3 +77,8 @@ def test_pdb_allows_one_pod_down_by_default(mysql_docs: list[Doc]) -> None:
     assert find(mysql_docs, "PodDisruptionBudget", "mysql")["spec"]["maxUnavailable"] == 1
     pdb = find(render({"podDisruptionBudget": {"minAvailable": 2}}), "PodDisruptionBudget", "mysql")
     assert pdb["spec"] == {**pdb["spec"], "minAvailable": 2} and "maxUnavailable" not in pdb["spec"]
+
+
+def test_values_reused_from_a_release_without_the_clone_key_still_render() -> None:
+    """`helm upgrade --reuse-values` from 0.1.0 starts from that release's values: no `clone` map."""
+    render({"clone": None, "mysql": {"backupImage": None}})
