@@ -98,8 +98,9 @@ ping_server() {
 # (lag is NULL when unknown, error is Last_IO_Error, the rest of the line; prints nothing when
 # replication is not configured or the server does not answer)
 replica_status() {
-  local key value io='' sqlt='' lag='' errno='' error='' stmt='SHOW REPLICA STATUS\G'
-  [[ $FLAVOR == mariadb ]] && stmt='SHOW SLAVE STATUS\G'
+  local key value io='' sqlt='' lag='' errno='' error='' stmt='SHOW REPLICA STATUS;'
+  # --vertical, not \G: MySQL 9.7's client (Debian's build) refuses \G in batch mode.
+  [[ $FLAVOR == mariadb ]] && stmt='SHOW SLAVE STATUS;'
   while IFS=: read -r key value; do
     key=${key//[[:space:]]/}
     value=${value#"${value%%[![:space:]]*}"}
@@ -110,7 +111,7 @@ replica_status() {
       Last_IO_Errno) errno=$value ;;
       Last_IO_Error) error=$value ;;
     esac
-  done < <("$CLIENT_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 <<<"$stmt")
+  done < <("$CLIENT_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 --vertical <<<"$stmt")
   [[ -n $io ]] && printf '%s %s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}" "$error"
   return 0
 }

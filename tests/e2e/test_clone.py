@@ -33,13 +33,13 @@ def release_values() -> dict[str, str]:
 
 
 def clone_in_progress(release: Release, pod: str) -> str | None:
-    """The stage the clone init container of pod is copying (FILE_COPY, PAGE_COPY, ...), if any.
+    """The stage the clone init container of pod is copying (FILE COPY or PAGE COPY) and its bytes, if any.
 
     Asked of the throw-away server the clone runs in, through its socket, inside the container.
     """
     sql = (
         "SELECT CONCAT(STAGE, ' ', DATA) FROM performance_schema.clone_progress "
-        "WHERE STATE = 'In Progress' AND STAGE IN ('FILE_COPY', 'PAGE_COPY') AND DATA > 0"
+        "WHERE STATE = 'In Progress' AND STAGE IN ('FILE COPY', 'PAGE COPY') AND DATA > 0"
     )
     argv = ["mysql", "--socket=/tmp/clone-recipient.sock", "-uroot", "-N", "-B", "-e", sql]
     result = exec_in_pod(release.kube, release.namespace, pod, argv, container="clone")
@@ -53,7 +53,7 @@ def test_a_clone_whose_donor_dies_mid_copy_fails_over_to_another_donor(release: 
         cur.execute("CREATE DATABASE IF NOT EXISTS test")
         cur.execute(f"CREATE TABLE {table} (id INT AUTO_INCREMENT PRIMARY KEY, body LONGBLOB)")
         for _ in range(BATCHES):
-            values = ", ".join(["(REPEAT(MD5(RAND()), 2048))"] * ROWS_PER_BATCH)
+            values = ", ".join(["(REPEAT(SHA2(RAND(), 256), 1024))"] * ROWS_PER_BATCH)
             cur.execute(f"INSERT INTO {table} (body) VALUES {values}")
     db.wait_for_gtid(release.pod(1), db.gtid_executed(release.primary))
 
