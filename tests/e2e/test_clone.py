@@ -1,4 +1,4 @@
-"""Cloning when the donor dies: MySQL's clone plugin, a donor whose server is SIGKILLed mid-copy.
+"""MySQL's clone plugin under faults: a donor whose server is SIGKILLed mid-copy; a lost clone account.
 
 mysql-2 joins a release whose primary holds ~130 MB; the clone is capped at a few MiB/s
 (`clone.maxBandwidthMiB`) so that it is still copying when the first donor, mysql-1, loses its
@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from harness.cluster import Settings
+from harness.db import DB_TRANSIENT
 from harness.helm import Release
 from harness.kube import container_status, exec_in_pod, wait_until
 
@@ -85,3 +86,36 @@ def test_a_clone_whose_donor_dies_mid_copy_fails_over_to_another_donor(release: 
     assert restarted.restart_count > server.restart_count, "mysql-1's server was not killed"
     assert db.replication_running(release.pod(2)), db.replica_status(release.pod(2))
     release.assert_replicas_match_primary(table)
+
+
+def clone_accounts(release: Release) -> dict[str, int]:
+    """pod -> how many `clone` accounts its server has."""
+    sql = "SELECT COUNT(*) FROM mysql.user WHERE user = 'clone'"
+    return {pod: int(release.db.scalar(pod, sql)) for pod in release.pods()}
+
+
+def test_the_primary_recreates_a_missing_clone_account_for_every_pod(release: Release) -> None:
+    """A datadir without `clone@%` (made before the chart cloned with the plugin): once the primary's
+    sidecar restarts it creates the account, BACKUP_ADMIN only, and replication brings it to every pod."""
+    db, core, namespace = release.db, release.kube.core, release.namespace
+    db.query(release.primary, "DROP USER 'clone'@'%'")
+    gtid = db.gtid_executed(release.primary)
+    for pod in release.replicas():
+        db.wait_for_gtid(pod, gtid)
+    assert set(clone_accounts(release).values()) == {0}
+
+    primary = core.read_namespaced_pod(release.primary, namespace)
+    sidecar = container_status(primary, "sidecar")
+    release.cluster.kill_container(primary.spec.node_name, sidecar.container_id)
+    wait_until(
+        lambda: set(clone_accounts(release).values()) == {1},
+        timeout=180,
+        what="the clone account back on every pod",
+        transient=DB_TRANSIENT,
+    )
+    restarted = container_status(core.read_namespaced_pod(release.primary, namespace), "sidecar")
+    assert restarted.restart_count > sidecar.restart_count, "the primary's sidecar did not restart"
+    grants = [row[0] for row in db.query(release.primary, "SHOW GRANTS FOR 'clone'@'%'")]
+    assert grants == ["GRANT USAGE ON *.* TO `clone`@`%`", "GRANT BACKUP_ADMIN ON *.* TO `clone`@`%`"], grants
+    ssl = db.scalar(release.primary, "SELECT ssl_type FROM mysql.user WHERE user = 'clone'")
+    assert ssl == "ANY", f"clone@% does not require TLS: ssl_type {ssl!r}"
