@@ -15,6 +15,7 @@ from harness.kube import (
     RESTRICTED_POD_SECURITY,
     TIMEOUTS,
     Kube,
+    Pending,
     exec_in_pod,
     pod_recreated_and_ready,
     wait_rolled_out,
@@ -142,8 +143,15 @@ def test_clusterip_service_answers_from_a_pod(kube: Kube, web: str) -> None:
     service_ip = kube.core.read_namespaced_service("web-http", web).spec.cluster_ip
     assert resolve(kube, web, "web-1", "web-http") == [service_ip]
     requests = f"for i in $(seq 20); do timeout 5 wget -q -O - http://{service_ip}/; done"
-    answers = set(sh(kube, web, "web-1", requests).split())
-    assert answers == {"web-0", "web-1"}, f"20 requests to web-http were answered by {answers}"
+    answers: set[str] = set()
+
+    def both_backends_answered() -> bool | Pending:
+        # A backend that just became Ready reaches kube-proxy's rules a moment later: keep asking.
+        answers.update(sh(kube, web, "web-1", requests).split())
+        return answers == {"web-0", "web-1"} or Pending(f"answered by {sorted(answers)}")
+
+    wait_until(both_backends_answered, timeout=60, what="web-http answering from web-0 and web-1")
+    assert answers == {"web-0", "web-1"}
 
 
 def test_file_on_the_pvc_survives_deleting_the_pod(kube: Kube, web: str) -> None:
