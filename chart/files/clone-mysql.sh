@@ -10,44 +10,29 @@ set -euo pipefail
 
 CLONE_USER=clone
 RECIPIENT_DIR=${RECIPIENT_DIR:-/tmp/clone-recipient}
-RECIPIENT_SOCKET=$RECIPIENT_DIR.sock
-RECIPIENT_PID=
-
-# usage: recipient_sql <<<"SQL" -- SQL as root on the throw-away server
-recipient_sql() {
-  sql root '' --socket="$RECIPIENT_SOCKET"
-}
+# The recipient is lib.sh's private server, on its own socket, root without a password.
+# shellcheck disable=SC2034 # read by lib.sh's start_boot_server and boot_sql
+BOOT_SOCKET=$RECIPIENT_DIR.sock BOOT_START_SECONDS=120 BOOT_ROOT_PASSWORD=''
 
 # usage: start_recipient -- initialises and starts the throw-away server (once per clone_datadir)
 start_recipient() {
-  local i args=(--defaults-file="$MY_CNF" --datadir="$RECIPIENT_DIR" --socket="$RECIPIENT_SOCKET"
-    --pid-file="$RECIPIENT_DIR.pid" --log-error="$RECIPIENT_DIR.err" --skip-networking
-    --skip-log-bin --super-read-only=OFF --read-only=OFF --skip-replica-start)
-  if [[ -n $RECIPIENT_PID ]] && kill -0 "$RECIPIENT_PID" 2>/dev/null; then return 0; fi
+  local args=(--pid-file="$RECIPIENT_DIR.pid" --skip-log-bin --super-read-only=OFF --read-only=OFF
+    --skip-replica-start)
+  if [[ -n $BOOT_PID ]] && kill -0 "$BOOT_PID" 2>/dev/null; then return 0; fi
   rm -rf "$RECIPIENT_DIR" "$RECIPIENT_DIR".*
   log "starting a throw-away server to run the clone"
-  if ! "$SERVER_BIN" "${args[@]}" --initialize-insecure; then
-    tail -n 20 "$RECIPIENT_DIR.err" >&2
-    die "could not initialise the throw-away server"
-  fi
-  "$SERVER_BIN" "${args[@]}" &
-  RECIPIENT_PID=$!
-  for ((i = 0; i < 120; i++)); do
-    if ping_server root '' "$RECIPIENT_SOCKET"; then return 0; fi
-    kill -0 "$RECIPIENT_PID" 2>/dev/null || break
-    sleep 1
-  done
-  tail -n 20 "$RECIPIENT_DIR.err" >&2
-  die "the throw-away server did not start"
+  "$SERVER_BIN" --defaults-file="$MY_CNF" --datadir="$RECIPIENT_DIR" "${args[@]}" --initialize-insecure ||
+    die "could not initialise the throw-away server; see its log above"
+  start_boot_server "$RECIPIENT_DIR" "${args[@]}"
 }
 
 # usage: clone_finish -- stops the throw-away server and removes its datadir
 clone_finish() {
-  if [[ -n $RECIPIENT_PID ]]; then
-    "$ADMIN_BIN" --defaults-file=<(client_cnf root '' "$RECIPIENT_SOCKET") shutdown >/dev/null 2>&1 ||
-      kill "$RECIPIENT_PID" 2>/dev/null || true
-    wait "$RECIPIENT_PID" 2>/dev/null || true
-    RECIPIENT_PID=
+  if [[ -n $BOOT_PID ]]; then
+    "$ADMIN_BIN" --defaults-file=<(client_cnf root '' "$BOOT_SOCKET") shutdown >/dev/null 2>&1 ||
+      kill "$BOOT_PID" 2>/dev/null || true
+    wait "$BOOT_PID" 2>/dev/null || true
+    BOOT_PID=
   fi
   rm -rf "$RECIPIENT_DIR" "$RECIPIENT_DIR".*
 }
@@ -67,7 +52,7 @@ clone_from() {
   start_recipient
   donor_gtid=$(gtid_of "$host" 2>&1) || { warn "$host does not answer as a donor: ${donor_gtid:0:200}"; return 1; }
   primary_gtid=$(gtid_of "$primary" 2>&1) || { warn "the primary $primary does not answer: ${primary_gtid:0:200}"; return 1; }
-  subset=$(recipient_sql <<<"SELECT GTID_SUBSET('$donor_gtid', '$primary_gtid');") || return 1
+  subset=$(boot_sql <<<"SELECT GTID_SUBSET('$donor_gtid', '$primary_gtid');") || return 1
   if [[ $subset != 1 ]]; then
     warn "$host has transactions the primary lacks ($donor_gtid vs $primary_gtid); not a donor"
     return 1
@@ -76,7 +61,7 @@ clone_from() {
   log "cloning from $host:3306 (clone plugin, TLS; donor GTID set '$donor_gtid')"
   # clone_donor_timeout_after_network_failure=0: a donor that dies fails the clone at once, and
   # the next donor is tried, instead of waiting minutes for this one to come back.
-  if ! recipient_sql <<EOSQL; then
+  if ! boot_sql <<EOSQL; then
 SET GLOBAL clone_valid_donor_list = '$host:3306';
 SET GLOBAL clone_donor_timeout_after_network_failure = 0;
 SET GLOBAL clone_max_data_bandwidth = $bandwidth, clone_max_network_bandwidth = $bandwidth;
@@ -87,7 +72,7 @@ EOSQL
     warn "clone from $host failed"
     return 1
   fi
-  IFS=$'\t' read -r state errno error < <(recipient_sql <<<"SELECT STATE, ERROR_NO, ERROR_MESSAGE FROM performance_schema.clone_status;")
+  IFS=$'\t' read -r state errno error < <(boot_sql <<<"SELECT STATE, ERROR_NO, ERROR_MESSAGE FROM performance_schema.clone_status;")
   if [[ $state != Completed || $errno != 0 ]]; then
     warn "clone from $host ended as '$state' (error $errno: $error)"
     return 1

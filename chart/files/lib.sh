@@ -94,6 +94,46 @@ ping_server() {
   "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2" "${3:-$SOCKET}") --connect-timeout=5 ping >/dev/null 2>&1
 }
 
+# A private server: socket only, started by the scripts on a datadir they prepare (server.sh's
+# bootstrap server; MySQL's throw-away clone recipient). BOOT_ROOT_PASSWORD is root's password on it.
+BOOT_SOCKET=${BOOT_SOCKET:-${SOCKET%/*}/bootstrap.sock}
+BOOT_START_SECONDS=${BOOT_START_SECONDS:-300}
+BOOT_PID=
+
+# usage: start_boot_server DATADIR [SERVER_ARGS...] -- starts a private server (socket only)
+start_boot_server() {
+  local datadir=$1 i
+  shift
+  "$SERVER_BIN" --defaults-file="$MY_CNF" --datadir="$datadir" --skip-networking \
+    --socket="$BOOT_SOCKET" "$@" &
+  BOOT_PID=$!
+  for ((i = 0; i < BOOT_START_SECONDS; i++)); do
+    kill -0 "$BOOT_PID" 2>/dev/null || die "the bootstrap server exited; see its log above"
+    if ping_server root "${BOOT_ROOT_PASSWORD-}" "$BOOT_SOCKET"; then return 0; fi
+    sleep 1
+  done
+  die "the bootstrap server did not answer within ${BOOT_START_SECONDS}s"
+}
+
+# usage: stop_boot_server -- clean shutdown of the private server, waits for it to exit
+stop_boot_server() {
+  "$ADMIN_BIN" --defaults-file=<(client_cnf root "${BOOT_ROOT_PASSWORD-}" "$BOOT_SOCKET") shutdown
+  wait "$BOOT_PID" || die "the bootstrap server did not shut down cleanly"
+  BOOT_PID=
+}
+
+# usage: boot_sql <<<"SQL" -- runs SQL as root on the private server
+boot_sql() {
+  sql root "${BOOT_ROOT_PASSWORD-}" --socket="$BOOT_SOCKET"
+}
+
+# usage: clone_account_sql PASSWORD -> SQL creating MySQL's clone donor account: peers reach it
+# over TLS only, and it can do nothing but serve a clone (BACKUP_ADMIN)
+clone_account_sql() {
+  printf '%s\n' "CREATE USER 'clone'@'%' IDENTIFIED BY '$(sql_escape "$1")' REQUIRE SSL;" \
+    "GRANT BACKUP_ADMIN ON *.* TO 'clone'@'%';"
+}
+
 # usage: replica_status USER PASSWORD -> prints "io sql lag errno error" of the replication threads
 # (lag is NULL when unknown, error is Last_IO_Error, the rest of the line; prints nothing when
 # replication is not configured or the server does not answer)

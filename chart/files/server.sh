@@ -13,36 +13,6 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 
-BOOT_SOCKET=${BOOT_SOCKET:-${SOCKET%/*}/bootstrap.sock}
-BOOT_PID=
-
-# usage: start_boot_server DATADIR [SERVER_ARGS...] -- starts a private server (socket only)
-start_boot_server() {
-  local datadir=$1 i
-  shift
-  "$SERVER_BIN" --defaults-file="$MY_CNF" --datadir="$datadir" --skip-networking \
-    --socket="$BOOT_SOCKET" "$@" &
-  BOOT_PID=$!
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$BOOT_PID" 2>/dev/null || die "the bootstrap server exited; see its log above"
-    if ping_server root "${BOOT_ROOT_PASSWORD-}" "$BOOT_SOCKET"; then return 0; fi
-    sleep 1
-  done
-  die "the bootstrap server did not answer within 300s"
-}
-
-# usage: stop_boot_server -- clean shutdown of the private server, waits for it to exit
-stop_boot_server() {
-  "$ADMIN_BIN" --defaults-file=<(client_cnf root "${BOOT_ROOT_PASSWORD-}" "$BOOT_SOCKET") shutdown
-  wait "$BOOT_PID" || die "the bootstrap server did not shut down cleanly"
-  BOOT_PID=
-}
-
-# usage: boot_sql <<<"SQL" -- runs SQL as root on the private server
-boot_sql() {
-  sql root "${BOOT_ROOT_PASSWORD-}" --socket="$BOOT_SOCKET"
-}
-
 # usage: accounts_sql -> prints the SQL that creates the chart's accounts on a new datadir
 accounts_sql() {
   local root repl backup probe metrics
@@ -83,11 +53,7 @@ accounts_sql() {
       "CREATE USER 'backup'@'localhost' IDENTIFIED BY '$backup';" \
       "GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT ON *.* TO 'backup'@'localhost';"
   else
-    # The clone plugin's donor account: peers reach it over TLS only, and it can do nothing but
-    # serve a clone (BACKUP_ADMIN).
-    printf '%s\n' \
-      "CREATE USER 'clone'@'%' IDENTIFIED BY '$backup' REQUIRE SSL;" \
-      "GRANT BACKUP_ADMIN ON *.* TO 'clone'@'%';"
+    clone_account_sql "$MYSQL_BACKUP_PASSWORD"
   fi
   if [[ -n ${MYSQL_DATABASE:-} ]]; then
     printf '%s\n' "CREATE DATABASE IF NOT EXISTS \`${MYSQL_DATABASE//\`/\`\`}\`;"

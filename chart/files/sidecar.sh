@@ -58,10 +58,8 @@ EOSQL
 # usage: ensure_clone_account -- MySQL primary: the donors' clone account exists (a datadir made
 # before the chart cloned with the clone plugin lacks it); created once, replicated to every pod
 ensure_clone_account() {
-  local pass
   [[ $(root_sql <<<"SELECT COUNT(*) FROM mysql.user WHERE user = 'clone';") == 0 ]] || return 0
-  pass=$(sql_escape "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}")
-  root_sql <<<"CREATE USER 'clone'@'%' IDENTIFIED BY '$pass' REQUIRE SSL; GRANT BACKUP_ADMIN ON *.* TO 'clone'@'%';"
+  clone_account_sql "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}" | root_sql
   log "created the clone account the replicas clone with"
 }
 
