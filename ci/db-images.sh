@@ -60,12 +60,10 @@ build_mysql_rootfs() {
   chroot "$r" useradd --system -u 999 -g 999 -d /var/lib/mysql -s /usr/sbin/nologin mysql
   mkdir -p "$r/var/lib/mysql" "$r/run/mysqld" "$r/var/lib/mysql-files"
   chroot "$r" chown mysql:mysql /var/lib/mysql /run/mysqld /var/lib/mysql-files
-  cp -a "$r/etc/apt" "$out/apt"
   trim_rootfs "$r"
   tar -C "$r" -cf "$out/rootfs.tar" .
   # The second build: the same server plus a few tools. sid's Release file is past its
   # Valid-Until date, so apt is told not to check it.
-  rm -rf "$r/etc/apt" && cp -a "$out/apt" "$r/etc/apt"
   cp /etc/resolv.conf "$r/etc/resolv.conf"
   chroot "$r" apt-get -o Acquire::Check-Valid-Until=false update -qq
   DEBIAN_FRONTEND=noninteractive chroot "$r" apt-get -o Acquire::Check-Valid-Until=false \
@@ -73,7 +71,7 @@ build_mysql_rootfs() {
   trim_rootfs "$r"
   : >"$r/etc/resolv.conf"
   tar -C "$r" -cf "$out/rootfs-r2.tar" .
-  rm -rf "$r" "$out/apt"
+  rm -rf "$r"
 }
 
 # usage: build_mariadb_rootfs OUTDIR SUITE SERIES -> OUTDIR/rootfs.tar
