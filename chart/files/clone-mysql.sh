@@ -51,11 +51,14 @@ clone_from() {
   primary=$(peer_host 0)
   start_recipient
   donor_gtid=$(gtid_of "$host" 2>&1) || { warn "$host does not answer as a donor: ${donor_gtid:0:200}"; return 1; }
-  primary_gtid=$(gtid_of "$primary" 2>&1) || { warn "the primary $primary does not answer: ${primary_gtid:0:200}"; return 1; }
-  subset=$(boot_sql <<<"SELECT GTID_SUBSET('$donor_gtid', '$primary_gtid');") || return 1
-  if [[ $subset != 1 ]]; then
-    warn "$host has transactions the primary lacks ($donor_gtid vs $primary_gtid); not a donor"
-    return 1
+  # The primary recovering its datadir chose the donor itself (recover.sh): no primary to ask.
+  if (($(ordinal) != 0)); then
+    primary_gtid=$(gtid_of "$primary" 2>&1) || { warn "the primary $primary does not answer: ${primary_gtid:0:200}"; return 1; }
+    subset=$(boot_sql <<<"SELECT GTID_SUBSET('$donor_gtid', '$primary_gtid');") || return 1
+    if [[ $subset != 1 ]]; then
+      warn "$host has transactions the primary lacks ($donor_gtid vs $primary_gtid); not a donor"
+      return 1
+    fi
   fi
   rm -rf "$STAGING"
   log "cloning from $host:3306 (clone plugin, TLS; donor GTID set '$donor_gtid')"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Init container (and the sidecar, to rebuild a replica): copies a ready peer's data into the PVC.
+# Init container (and the sidecar, to rebuild a replica): copies a peer's data into the PVC.
+# A replica clones a peer; the primary clones only when it lost its datadir while peers hold data
+# (recover.sh); on a first install it has nothing to clone.
 # Donors are tried in order: ordinal-1, the other replicas, then the primary. The copy is made in
 # STAGING and validated; only then is it renamed to the datadir with a completion marker. A
 # half-finished clone is wiped and retried with the next donor, never started.
@@ -12,6 +14,8 @@ set -euo pipefail
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 # shellcheck source=clone-mysql.sh
 source "$SCRIPTS/clone-$FLAVOR.sh"
+# shellcheck source=recover.sh
+source "$SCRIPTS/recover.sh"
 
 CLONE_RETRY_SECONDS=${CLONE_RETRY_SECONDS:-10}
 
@@ -38,23 +42,28 @@ mark_complete() {
   sync
 }
 
+# usage: try_clone HOST -- clones HOST; on success the clone is the datadir, marked complete
+try_clone() {
+  local host=$1
+  if ! clone_from "$host"; then
+    rm -rf "$STAGING"
+    return 1
+  fi
+  mark_complete "$host"
+  rm -rf "$DATADIR"
+  mv "$STAGING" "$DATADIR"
+  sync
+  clone_finish
+  log "datadir cloned from $host"
+}
+
 # usage: clone_datadir -- loops over donors until a clone is in place at DATADIR
 clone_datadir() {
-  local ord i host
+  local ord i
   ord=$(ordinal)
   while true; do
     for i in $(donor_candidates "$ord"); do
-      host=$(peer_host "$i")
-      if clone_from "$host"; then
-        mark_complete "$host"
-        rm -rf "$DATADIR"
-        mv "$STAGING" "$DATADIR"
-        sync
-        clone_finish
-        log "datadir cloned from $host"
-        return 0
-      fi
-      rm -rf "$STAGING"
+      if try_clone "$(peer_host "$i")"; then return 0; fi
     done
     log "no donor could serve a clone yet; retrying in ${CLONE_RETRY_SECONDS}s"
     sleep "$CLONE_RETRY_SECONDS"
@@ -65,12 +74,13 @@ clone_datadir() {
 main() {
   # bash as PID 1 ignores TERM unless trapped; without this a pod deletion waits out its grace period.
   trap 'exit 143' TERM INT
-  if (($(ordinal) == 0)); then
-    log "ordinal 0 is the primary: nothing to clone"
-    return 0
-  fi
   if [[ -f $DATADIR/$COMPLETE_MARK ]]; then
     log "datadir already complete: nothing to clone"
+    return 0
+  fi
+  if (($(ordinal) == 0)); then
+    # An unmarked datadir on the primary is never removed: server.sh refuses to start on it.
+    [[ -d $DATADIR ]] || recover_primary
     return 0
   fi
   if [[ -d $DATADIR ]]; then

@@ -23,6 +23,8 @@ SERVER_VERSION_FILE=chart-server-version
 MY_CNF=${MY_CNF:-/etc/mysql-chart/my.cnf}
 SCRIPTS=${SCRIPTS:-/opt/mysql-chart}
 SOCKET=${SOCKET:-/run/mysqld/mysqld.sock}
+# The primary's sidecar stamps this row every second (UTC); a replica's data is as old as its copy.
+HEARTBEAT_TABLE=mysql_chart.heartbeat
 
 # usage: log MESSAGE... -- timestamped info line on stderr
 log() { printf '%s [info] %s: %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$*" >&2; }
@@ -134,26 +136,54 @@ clone_account_sql() {
     "GRANT BACKUP_ADMIN ON *.* TO 'clone'@'%';"
 }
 
-# usage: replica_status USER PASSWORD -> prints "io sql lag errno error" of the replication threads
-# (lag is NULL when unknown, error is Last_IO_Error, the rest of the line; prints nothing when
-# replication is not configured or the server does not answer)
-replica_status() {
-  local key value io='' sqlt='' lag='' errno='' error='' stmt='SHOW REPLICA STATUS;'
-  # --vertical, not \G: MySQL 9.7's client (Debian's build) refuses \G in batch mode.
+# usage: replica_fields CLIENT_FUNCTION [ARGS...] -> "Name=value" lines of SHOW REPLICA STATUS
+# run through CLIENT_FUNCTION (sql or sql_remote and their arguments); nothing when replication is
+# not configured; fails when the server does not answer. Newlines inside values (GTID sets) are
+# dropped. Batch output with column names, split on tabs by hand: empty fields must keep their place.
+replica_fields() {
+  local stmt='SHOW REPLICA STATUS;' out header row i value
+  local -a names values
   [[ $FLAVOR == mariadb ]] && stmt='SHOW SLAVE STATUS;'
-  while IFS=: read -r key value; do
-    key=${key//[[:space:]]/}
-    value=${value#"${value%%[![:space:]]*}"}
-    case $key in
-      Replica_IO_Running | Slave_IO_Running) io=$value ;;
-      Replica_SQL_Running | Slave_SQL_Running) sqlt=$value ;;
-      Seconds_Behind_Source | Seconds_Behind_Master) lag=$value ;;
-      Last_IO_Errno) errno=$value ;;
-      Last_IO_Error) error=$value ;;
-    esac
-  done < <("$CLIENT_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 --vertical <<<"$stmt")
-  [[ -n $io ]] && printf '%s %s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}" "$error"
-  return 0
+  out=$("$@" --column-names <<<"$stmt") || return 1
+  [[ $out == *$'\n'* ]] || return 0
+  header=${out%%$'\n'*}
+  row=${out#*$'\n'}
+  # A tab after the last field too: mapfile drops an empty last field otherwise.
+  mapfile -t -d $'\t' names < <(printf '%s\t' "$header")
+  mapfile -t -d $'\t' values < <(printf '%s\t' "${row%%$'\n'*}")
+  for i in "${!names[@]}"; do
+    value=${values[i]-}
+    printf '%s=%s\n' "${names[i]}" "${value//\\n/}"
+  done
+}
+
+# usage: field NAME... <<<"$fields" -> the value of the first NAME present in replica_fields output
+field() {
+  local line name
+  while IFS= read -r line; do
+    for name in "$@"; do
+      if [[ ${line%%=*} == "$name" ]]; then
+        printf '%s\n' "${line#*=}"
+        return 0
+      fi
+    done
+  done
+  return 1
+}
+
+# usage: replica_status USER PASSWORD -> prints "io sql lag errno error" of the local server's
+# replication threads (lag is NULL when unknown, error is Last_IO_Error, the rest of the line);
+# prints nothing when replication is not configured; fails when the server does not answer
+replica_status() {
+  local f io sqlt lag errno error
+  f=$(replica_fields sql "$1" "$2" --connect-timeout=5) || return 1
+  [[ -n $f ]] || return 0
+  io=$(field Replica_IO_Running Slave_IO_Running <<<"$f") || true
+  sqlt=$(field Replica_SQL_Running Slave_SQL_Running <<<"$f") || true
+  lag=$(field Seconds_Behind_Source Seconds_Behind_Master <<<"$f") || true
+  errno=$(field Last_IO_Errno <<<"$f") || true
+  error=$(field Last_IO_Error <<<"$f") || true
+  printf '%s %s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}" "$error"
 }
 
 # usage: server_version -> the version of this image's server binary, e.g. 11.8.3

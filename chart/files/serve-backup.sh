@@ -2,7 +2,9 @@
 # MariaDB: runs once per connection to the sidecar's backup port (socat EXEC, the socket is
 # stdin/stdout); MySQL serves clones through its clone plugin instead.
 # Protocol: the peer sends the release's backup token on one line; we answer "OK <pod>" followed
-# by a physical backup stream, or "ERR <reason>" and close. A donor must itself be ready.
+# by a physical backup stream, or "ERR <reason>" and close. A donor must answer, not be rebuilding
+# and, on a replica, have applied every transaction it received (so that a primary recovering a
+# lost datadir from it gets every write a replica acknowledged), even while the primary is down.
 # Inputs (env): FLAVOR, HOSTNAME, BACKUP_TOKEN, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD,
 #   SOCAT_PEERADDR (set by socat).
 set -euo pipefail
@@ -25,9 +27,28 @@ stream_backup() {
     --target-dir="$work/target"
 }
 
-# usage: main -- checks the token and readiness, then streams
+# usage: check_donor -> prints why this pod cannot serve a backup now, and fails; succeeds when it can
+check_donor() {
+  local password=${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required} fields sqlt received
+  if [[ -e $RECLONE_MARK ]]; then printf 'being rebuilt\n'; return 1; fi
+  if ! fields=$(replica_fields sql probe "$password" --connect-timeout=5); then
+    printf 'the server does not answer\n'
+    return 1
+  fi
+  [[ -n $fields ]] || return 0
+  sqlt=$(field Slave_SQL_Running <<<"$fields") || sqlt=''
+  received=$(field Gtid_IO_Pos <<<"$fields") || received=''
+  if [[ $sqlt != Yes ]]; then printf 'its replication SQL thread is not running\n'; return 1; fi
+  if [[ -n $received && $(sql probe "$password" <<<"SELECT MASTER_GTID_WAIT('$received', 60);") != 0 ]]; then
+    printf 'it has not applied what it received (%s) within 60s\n' "$received"
+    return 1
+  fi
+  printf 'ok\n'
+}
+
+# usage: main -- checks the token and the donor, then streams
 main() {
-  local token peer=${SOCAT_PEERADDR:-unknown}
+  local token reason peer=${SOCAT_PEERADDR:-unknown}
   if ! IFS= read -r -t 10 token; then
     warn "backup request from $peer sent no token"
     printf 'ERR no token\n'
@@ -38,9 +59,9 @@ main() {
     printf 'ERR forbidden\n'
     return 1
   fi
-  if ! bash "$SCRIPTS/probe.sh" readiness >/dev/null 2>&1; then
-    log "backup request from $peer declined: $HOSTNAME is not ready"
-    printf 'ERR %s is not ready\n' "$HOSTNAME"
+  if ! reason=$(check_donor); then
+    log "backup request from $peer declined: $reason"
+    printf 'ERR %s: %s\n' "$HOSTNAME" "$reason"
     return 1
   fi
   log "streaming a backup to $peer"

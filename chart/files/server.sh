@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Main container: makes sure the datadir is complete, then runs the server in the foreground.
-#  - ordinal 0 with no datadir: initialise it and create the chart's accounts (first install);
-#  - a replica whose datadir is a fresh clone: adopt the clone's replication position once;
+#  - ordinal 0 with no datadir: initialise it and create the chart's accounts (first install; a
+#    primary that lost its datadir while peers hold data has cloned the most advanced one first);
+#  - a datadir that is a fresh clone: adopt the clone's replication position once;
 #  - MariaDB: a datadir written by an older series gets its system tables upgraded first
 #    (mariadb-upgrade, as the official image's MARIADB_AUTO_UPGRADE does; MySQL upgrades itself);
 #  - a replica being rebuilt by its sidecar: wait until the new datadir is in place;
@@ -102,6 +103,9 @@ adopt_clone_position() {
     # replication resumes (MASTER_USE_GTID=slave_pos).
     stop="STOP SLAVE;"
     stmts="RESET SLAVE ALL; RESET MASTER; SET GLOBAL gtid_slave_pos = '$gtid';"
+    # A primary that recovered its datadir from a replica serves the replicas from that position:
+    # its (empty) binlog starts there.
+    if (($(ordinal) == 0)); then stmts+=" SET GLOBAL gtid_binlog_state = '$gtid';"; fi
   else
     # The clone plugin carried the donor's gtid_executed (and gtid_purged: no binlogs came with
     # it); only the donor's replication settings are dropped.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sidecar: on a replica, points replication at the primary (on every start: idempotent, GTID
-# auto-positioning resumes where the replica is); MariaDB: serves backups to peers of this release
+# auto-positioning resumes where the replica is); on the primary, writes the heartbeat; MariaDB: serves backups to peers of this release
 # on BACKUP_PORT (MySQL's server serves clones itself, through its clone plugin); and rebuilds the
 # replica from a peer when the primary no longer has the binlogs it needs (I/O thread error
 # 1236 / 13114 about purged binlogs).
@@ -55,12 +55,39 @@ EOSQL
   log "replication from $PRIMARY_HOST configured and started"
 }
 
-# usage: ensure_clone_account -- MySQL primary: the donors' clone account exists (a datadir made
-# before the chart cloned with the clone plugin lacks it); created once, replicated to every pod
-ensure_clone_account() {
+# usage: ensure_primary_objects -- on the primary, on every start (idempotent; replicated to every
+# pod): the heartbeat table the replicas' readiness reads; the replication account may read a
+# replica's status (a primary that lost its volume compares its peers with it); MySQL: the donors'
+# clone account (a datadir made before the chart cloned with the clone plugin lacks it).
+ensure_primary_objects() {
+  local monitor='REPLICATION CLIENT'
+  [[ $FLAVOR == mariadb ]] && monitor='SLAVE MONITOR'
+  root_sql <<EOSQL
+CREATE DATABASE IF NOT EXISTS mysql_chart;
+CREATE TABLE IF NOT EXISTS $HEARTBEAT_TABLE (id TINYINT UNSIGNED PRIMARY KEY,
+  ts DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL);
+GRANT SELECT ON $HEARTBEAT_TABLE TO 'probe'@'localhost';
+GRANT $monitor ON *.* TO 'replication'@'%';
+EOSQL
+  [[ $FLAVOR == mysql ]] || return 0
   [[ $(root_sql <<<"SELECT COUNT(*) FROM mysql.user WHERE user = 'clone';") == 0 ]] || return 0
   clone_account_sql "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}" | root_sql
   log "created the clone account the replicas clone with"
+}
+
+# usage: heartbeat -- the primary stamps the heartbeat row every second, forever (background)
+heartbeat() {
+  local failing=0
+  while true; do
+    if root_sql <<<"REPLACE INTO $HEARTBEAT_TABLE VALUES (1, UTC_TIMESTAMP(6), @@server_id);" 2>/dev/null; then
+      if ((failing)); then log "heartbeat resumed"; fi
+      failing=0
+    else
+      if ((!failing)); then warn "cannot write the heartbeat; retrying every second"; fi
+      failing=1
+    fi
+    sleep 1
+  done
 }
 
 # usage: reclone -- stops the local server and replaces the datadir with a fresh clone
@@ -88,7 +115,7 @@ serve_backups() {
   log "serving backups to peers on port $BACKUP_PORT"
 }
 
-# usage: monitor ORDINAL -- watches the listener and, on a replica, fatal binlog errors
+# usage: monitor ORDINAL -- watches the background jobs and, on a replica, fatal binlog errors
 monitor() {
   local ord=$1 fatal=0 status _io _sql _lag errno error
   while true; do
@@ -96,6 +123,7 @@ monitor() {
     sleep "$MONITOR_SECONDS" &
     wait $! || true
     if [[ -n ${LISTENER_PID:-} ]]; then kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"; fi
+    if [[ -n ${HEARTBEAT_PID:-} ]]; then kill -0 "$HEARTBEAT_PID" 2>/dev/null || die "heartbeat exited"; fi
     ((ord == 0)) && continue
     status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
     read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
@@ -121,6 +149,7 @@ monitor() {
 stop() {
   log "stopping"
   if [[ -n ${LISTENER_PID:-} ]]; then kill "$LISTENER_PID" 2>/dev/null || true; fi
+  if [[ -n ${HEARTBEAT_PID:-} ]]; then kill "$HEARTBEAT_PID" 2>/dev/null || true; fi
   exit 0
 }
 
@@ -135,7 +164,14 @@ main() {
     reclone
   fi
   wait_for_server
-  if ((ord != 0)); then configure_replication; elif [[ $FLAVOR == mysql ]]; then ensure_clone_account; fi
+  if ((ord != 0)); then
+    configure_replication
+  else
+    ensure_primary_objects
+    heartbeat &
+    HEARTBEAT_PID=$!
+    log "writing the heartbeat every second"
+  fi
   if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
   monitor "$ord"
 }

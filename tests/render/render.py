@@ -129,3 +129,8 @@ def secret_data(docs: list[Doc], name: str = "mysql") -> dict[str, str]:
     """Decoded data of the release Secret."""
     secret = find(docs, "Secret", name)
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def sts_spec(docs: list[Doc]) -> Doc:
+    """The pod spec of the StatefulSet."""
+    return dict(pod_specs(docs))["mysql"]

@@ -20,6 +20,7 @@ from .render import (
     pod_specs,
     render,
     render_text,
+    sts_spec,
 )
 
 pytestmark = pytest.mark.render
@@ -41,11 +42,6 @@ POD_CONTAINERS = {
     "mysql/sidecar",
     "mysql-test-replication/test",
 }
-
-
-def sts_spec(docs: list[Doc]) -> Doc:
-    """The pod spec of the StatefulSet."""
-    return dict(pod_specs(docs))["mysql"]
 
 
 def test_mysql_flavor_runs_mysql_9_7_pinned_everywhere(mysql_docs: list[Doc]) -> None:
@@ -172,11 +168,12 @@ def test_mysql_clone_logs_in_as_the_clone_account_without_the_backup_token(mysql
     assert clone["FLAVOR"]["value"] == "mysql"
 
 
-def test_mariadb_clone_sends_the_backup_token_and_holds_no_password(mariadb_docs: list[Doc]) -> None:
+def test_mariadb_clone_sends_the_backup_token_and_holds_no_donor_password(mariadb_docs: list[Doc]) -> None:
     """The recipient only proves it belongs to the release; the donor's sidecar logs in locally."""
     clone = env(container(sts_spec(mariadb_docs), "clone"))
     assert clone["BACKUP_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "mysql", "key": "backup-token"}}
-    assert not [name for name in clone if "PASSWORD" in name]
+    # Only the replication account's, which a primary recovering a lost datadir reads peers with.
+    assert [name for name in clone if "PASSWORD" in name] == ["MYSQL_REPLICATION_PASSWORD"]
     assert "CLONE_MAX_BANDWIDTH_MIB" not in clone
 
 

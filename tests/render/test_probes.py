@@ -47,13 +47,16 @@ def test_readiness_lag_bound_reaches_the_probe() -> None:
     assert env["MAX_LAG_SECONDS"] == "7"
 
 
-def test_probe_script_checks_both_threads_and_lag_and_primary_writability(mysql_docs: list[Doc]) -> None:
-    """The readiness logic: threads Yes/Yes, numeric lag within bound; primary not read-only."""
+def test_probe_script_checks_freshness_threads_and_primary_writability(mysql_docs: list[Doc]) -> None:
+    """The readiness logic: SQL thread Yes, heartbeat age within bound (threads and numeric lag without
+    a heartbeat); primary not read-only."""
     script = next(d for d in mysql_docs if d["kind"] == "ConfigMap")["data"]["probe.sh"]
     for needle in (
         "[[ $io == Yes ]]",
         "[[ $sqlt == Yes ]]",
         "((lag <= max))",
+        "((age <= max))",
+        "FROM $HEARTBEAT_TABLE WHERE id = 1",
         "SELECT @@global.read_only;",
     ):
         assert needle in script
