@@ -53,6 +53,18 @@ class Flavor:
         """Return a GTID set/position as a set of comparable parts (order and whitespace ignored)."""
         return frozenset(part.strip() for part in re.split(r",", value or "") if part.strip())
 
+    def position_contains(self, a: str, b: str) -> bool:
+        """MariaDB: position a is at or past b in every replication domain of b (domain-server-seq)."""
+        have = {}
+        for part in self.normalize_gtid(a):
+            domain, _server, seq = part.split("-")
+            have[domain] = int(seq)
+        for part in self.normalize_gtid(b):
+            domain, _server, seq = part.split("-")
+            if have.get(domain, -1) < int(seq):
+                return False
+        return True
+
 
 FLAVORS = {
     "mariadb": Flavor(
@@ -222,6 +234,12 @@ class Database:
                 f"{self.gtid_executed(pod)!r}; replication: { {k: status.get(k) for k in keys} }"
             )
         log.info("%s applied GTID %s after %.0fs", pod, gtid, time.monotonic() - start)
+
+    def gtid_contains(self, pod: str, a: str, b: str) -> bool:
+        """True when GTID set a contains b (MySQL: GTID_SUBSET, asked of pod; MariaDB: positions)."""
+        if self.flavor.name == "mariadb":
+            return self.flavor.position_contains(a, b)
+        return self.scalar(pod, "SELECT GTID_SUBSET(%s, %s)", (b, a)) == 1
 
     def checksum(self, pod: str, table: str) -> int | None:
         """Return CHECKSUM TABLE for `db.table` on pod (None when the table does not exist)."""

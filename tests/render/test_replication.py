@@ -112,3 +112,21 @@ def test_values_reused_from_a_release_without_the_replication_key_still_render(t
     lines = assembled_cnf(docs, "mysql-0", tmp_path)
     assert "loose-rpl_semi_sync_source_enabled = ON" in lines
     assert "binlog_expire_logs_seconds = 604800" in lines
+
+
+def alerts(values: dict) -> dict[str, str]:
+    """alert name -> expression of the PrometheusRule rendered with metrics and alerts on."""
+    metrics = {"metrics": {"enabled": True, "prometheusRule": {"enabled": True}}}
+    rule = find(render(metrics | values), "PrometheusRule", "mysql")
+    return {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_alerts_warn_when_the_primary_falls_back_to_async_and_before_a_volume_fills() -> None:
+    """MySQLSemiSyncOff watches the primary's semi-sync status (either flavor's name for it);
+    MySQLVolumeFilling the free space of the release's claims."""
+    rules = alerts({})
+    primary = 'namespace="default", service="mysql-metrics", pod="mysql-0"'
+    assert f"rpl_semi_sync_source_status{{{primary}}} == 0" in rules["MySQLSemiSyncOff"]
+    assert "rpl_semi_sync_master_status" in rules["MySQLSemiSyncOff"]
+    assert 'persistentvolumeclaim=~"data-mysql-[0-9]+"' in rules["MySQLVolumeFilling"]
+    assert "MySQLSemiSyncOff" not in alerts({"replicaCount": 1})
