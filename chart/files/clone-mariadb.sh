@@ -6,6 +6,7 @@
 set -euo pipefail
 
 BACKUP_PORT=${BACKUP_PORT:-3307}
+STREAM_IDLE_SECONDS=${STREAM_IDLE_SECONDS:-120}
 
 # usage: backup_file DIR NAME -> path of DIR/xtrabackup_NAME or DIR/mariadb_backup_NAME (11.1+)
 backup_file() {
@@ -60,9 +61,10 @@ clone_from() {
   mkdir -p "$STAGING"
   log "cloning from $host:$BACKUP_PORT (mariadb-backup stream)"
   # The token goes first; ignoreeof keeps our sending side open after it, so socat never
-  # half-closes and its -t timeout cannot cut a long stream. The donor closes when done.
+  # half-closes and its -t timeout cannot cut a long stream. The donor closes when done; a donor
+  # that sends nothing for STREAM_IDLE_SECONDS (frozen, partitioned) fails the clone (-T).
   if ! printf '%s\n' "${BACKUP_TOKEN:?BACKUP_TOKEN is required}" |
-    socat -t 5 'STDIN,ignoreeof!!STDOUT' \
+    socat -t 5 -T "$STREAM_IDLE_SECONDS" 'STDIN,ignoreeof!!STDOUT' \
       "TCP:$host:$BACKUP_PORT,connect-timeout=10,keepalive,keepidle=60,keepintvl=10,keepcnt=6" |
     receive_stream "$STAGING"; then
     warn "stream from $host failed"

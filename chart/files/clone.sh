@@ -18,6 +18,9 @@ source "$SCRIPTS/clone-$FLAVOR.sh"
 source "$SCRIPTS/recover.sh"
 
 CLONE_RETRY_SECONDS=${CLONE_RETRY_SECONDS:-10}
+# Rounds over every donor before the container gives up (and restarts, visibly); the pause between
+# rounds doubles from CLONE_RETRY_SECONDS up to 5 minutes.
+CLONE_MAX_ROUNDS=${CLONE_MAX_ROUNDS:-12}
 
 # usage: donor_candidates ORDINAL -> peer ordinals in the order to try them
 donor_candidates() {
@@ -59,15 +62,17 @@ try_clone() {
 
 # usage: clone_datadir -- loops over donors until a clone is in place at DATADIR
 clone_datadir() {
-  local ord i
+  local ord i round pause=$CLONE_RETRY_SECONDS
   ord=$(ordinal)
-  while true; do
+  for ((round = 1; round <= CLONE_MAX_ROUNDS; round++)); do
     for i in $(donor_candidates "$ord"); do
       if try_clone "$(peer_host "$i")"; then return 0; fi
     done
-    log "no donor could serve a clone yet; retrying in ${CLONE_RETRY_SECONDS}s"
-    sleep "$CLONE_RETRY_SECONDS"
+    log "no donor could serve a clone (round $round/$CLONE_MAX_ROUNDS); retrying in ${pause}s"
+    sleep "$pause"
+    pause=$((pause * 2 > 300 ? 300 : pause * 2))
   done
+  die "no donor could serve a clone in $CLONE_MAX_ROUNDS rounds; giving up (the container restarts)"
 }
 
 # usage: main -- init container entry point

@@ -23,6 +23,13 @@ SERVER_VERSION_FILE=chart-server-version
 MY_CNF=${MY_CNF:-/etc/mysql-chart/my.cnf}
 SCRIPTS=${SCRIPTS:-/opt/mysql-chart}
 SOCKET=${SOCKET:-/run/mysqld/mysqld.sock}
+# Written by a replica's sidecar while the replica holds transactions the primary lacks (errant):
+# the replica is then unready, serves no clone and is never rebuilt automatically. On the pod's
+# run emptyDir, which the server and sidecar containers share.
+ERRANT_MARK=${SOCKET%/*}/errant-transactions
+# Written by server.sh while it holds the server down for a rebuild: the sidecar's proof that no
+# server runs on the datadir (a pid file can outlive a killed server).
+SERVER_PARKED=${SOCKET%/*}/server-parked
 # The primary's sidecar stamps this row every second (UTC); a replica's data is as old as its copy.
 HEARTBEAT_TABLE=mysql_chart.heartbeat
 
@@ -184,6 +191,18 @@ replica_status() {
   errno=$(field Last_IO_Errno <<<"$f") || true
   error=$(field Last_IO_Error <<<"$f") || true
   printf '%s %s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}" "$error"
+}
+
+# usage: position_ahead A B -> MariaDB: the parts (domain-server-seq) of GTID position A that B
+# does not reach (a domain B lacks, or a higher sequence number); empty when B contains A
+position_ahead() {
+  local part domain
+  local -A seen=()
+  for part in ${2//,/ }; do seen[${part%%-*}]=${part##*-}; done
+  for part in ${1//,/ }; do
+    domain=${part%%-*}
+    if [[ -z ${seen[$domain]:-} ]] || ((${part##*-} > seen[$domain])); then printf '%s\n' "$part"; fi
+  done
 }
 
 # usage: server_version -> the version of this image's server binary, e.g. 11.8.3

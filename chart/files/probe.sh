@@ -36,6 +36,7 @@ check_writable() {
 check_replica() {
   local max=${MAX_LAG_SECONDS:?MAX_LAG_SECONDS is required} status io sqlt lag _errno error age
   [[ ! -e $RECLONE_MARK ]] || die "re-clone in progress"
+  [[ ! -e $ERRANT_MARK ]] || die "errant transactions, which the primary lacks: $(<"$ERRANT_MARK")"
   status=$(replica_status "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}") ||
     die "server does not answer"
   [[ -n $status ]] || die "replication is not configured yet"

@@ -57,17 +57,12 @@ applied_gtid() {
 # usage: gtid_contains HOST A B -- succeeds when GTID set A contains B (MySQL: GTID_SUBSET, asked of
 # HOST; MariaDB: per replication domain, A's sequence number is at least B's)
 gtid_contains() {
-  local host=$1 a=$2 b=$3 part domain seq
+  local host=$1 a=$2 b=$3
   if [[ $FLAVOR == mysql ]]; then
     [[ $(peer_sql "$host" <<<"SELECT GTID_SUBSET('$b', '$a');") == 1 ]]
-    return
+  else
+    [[ -z $(position_ahead "$b" "$a") ]]
   fi
-  local -A have=()
-  for part in ${a//,/ }; do have[${part%%-*}]=${part##*-}; done
-  for part in ${b//,/ }; do
-    domain=${part%%-*} seq=${part##*-}
-    [[ -n ${have[$domain]:-} ]] && ((have[$domain] >= seq)) || return 1
-  done
 }
 
 # usage: most_advanced "HOST GTID"... -> the HOST whose GTID set contains every other's; fails

@@ -31,6 +31,7 @@ stream_backup() {
 check_donor() {
   local password=${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required} fields sqlt received
   if [[ -e $RECLONE_MARK ]]; then printf 'being rebuilt\n'; return 1; fi
+  if [[ -e $ERRANT_MARK ]]; then printf 'it has transactions the primary lacks\n'; return 1; fi
   if ! fields=$(replica_fields sql probe "$password" --connect-timeout=5); then
     printf 'the server does not answer\n'
     return 1

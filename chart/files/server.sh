@@ -175,10 +175,19 @@ main() {
   trap 'exit 143' TERM INT
   ord=$(ordinal)
   [[ -f $MY_CNF ]] || die "$MY_CNF is missing (init-config did not run)"
-  while [[ -e $RECLONE_MARK ]]; do
+  if [[ -e $RECLONE_MARK ]]; then
     log "the sidecar is rebuilding this replica from a peer; waiting"
-    sleep 10
-  done
+    while [[ -e $RECLONE_MARK ]]; do
+      : >"$SERVER_PARKED"
+      sleep 2
+    done
+    rm -f "$SERVER_PARKED"
+    # Exit: the container restarts and the first start on the new datadir runs under the startup
+    # probe's budget, not liveness's.
+    log "rebuild done; restarting the container to start the server on the new datadir"
+    exit 0
+  fi
+  rm -f "$SERVER_PARKED"
   if [[ ! -d $DATADIR ]]; then
     ((ord == 0)) || die "replica $HOSTNAME has no datadir; the clone init container should have made one"
     initialize_primary

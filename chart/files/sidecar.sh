@@ -90,6 +90,20 @@ heartbeat() {
   done
 }
 
+# usage: make_room -- before a rebuild: when the volume cannot hold a copy next to the old datadir,
+# removes the old one first (a replica is rebuilt only when the primary has all its transactions)
+make_room() {
+  local used free
+  [[ -d $DATADIR ]] || return 0
+  used=$(du -sk "$DATADIR" | cut -f1)
+  free=$(df -Pk "$DATA_ROOT" | { read -r _ && read -r _ _ _ free _ && printf '%s\n' "$free"; })
+  log "rebuild: the old datadir uses ${used} KiB, ${free} KiB free"
+  if ((free < used + used / 10)); then
+    warn "not enough room for a copy next to the old datadir: removing it first"
+    rm -rf "$DATADIR"
+  fi
+}
+
 # usage: reclone -- stops the local server and replaces the datadir with a fresh clone
 reclone() {
   local i
@@ -98,14 +112,57 @@ reclone() {
     log "shutting the server down for the rebuild"
     "$ADMIN_BIN" --defaults-file=<(client_cnf root "$MYSQL_ROOT_PASSWORD") shutdown || true
   fi
+  # The server container restarts into server.sh, which parks while RECLONE_MARK exists and says
+  # so; however the server ended (clean shutdown, killed during it), nothing runs on the datadir then.
   for ((i = 0; i < 600; i++)); do
-    if [[ ! -e ${SOCKET%/*}/mysqld.pid ]] && ! ping_server root "$MYSQL_ROOT_PASSWORD"; then break; fi
+    if [[ -e $SERVER_PARKED ]] && ! ping_server root "$MYSQL_ROOT_PASSWORD"; then break; fi
+    if ((i % 60 == 0)); then log "waiting for the server container to park for the rebuild"; fi
     sleep 1
   done
-  ((i < 600)) || die "the server did not stop; cannot rebuild the datadir"
+  ((i < 600)) || die "the server container did not park within 600s; cannot rebuild the datadir"
+  make_room
   clone_datadir
   rm -f "$RECLONE_MARK"
   log "replica rebuilt; the server container starts on the new datadir"
+}
+
+# usage: errant_gtids -> the transactions this replica has that the primary lacks (empty: none);
+# fails when a server does not answer
+errant_gtids() {
+  local mine theirs binlog_pos slave_pos
+  if [[ $FLAVOR == mariadb ]]; then
+    # A MariaDB position cannot name another server's history: a write made here shows as this
+    # server's binlog position ahead of the position replicated from the primary (and
+    # gtid_strict_mode stops replication at the primary's next transaction in that domain).
+    IFS=$'\t' read -r binlog_pos slave_pos < <(root_sql <<<"SELECT @@global.gtid_binlog_pos, @@global.gtid_slave_pos;") ||
+      return 1
+    position_ahead "$binlog_pos" "$slave_pos"
+    return 0
+  fi
+  # This replica's set first: anything the primary had before is in the primary's set read after.
+  mine=$(root_sql <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');") || return 1
+  theirs=$(sql_remote "$PRIMARY_HOST" replication "$MYSQL_REPLICATION_PASSWORD" \
+    <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');") || return 1
+  root_sql <<<"SELECT GTID_SUBTRACT('$mine', '$theirs');"
+}
+
+# usage: check_errant -- keeps ERRANT_MARK in step with errant_gtids (unchanged when unknown)
+check_errant() {
+  local errant
+  errant=$(errant_gtids 2>/dev/null) || return 0
+  errant=${errant//$'\n'/,}
+  if [[ -z $errant ]]; then
+    if [[ -e $ERRANT_MARK ]]; then log "no errant transactions any more"; fi
+    rm -f "$ERRANT_MARK"
+    return 0
+  fi
+  if [[ ! -e $ERRANT_MARK || $(<"$ERRANT_MARK") != "$errant" ]]; then
+    warn "this replica has transactions the primary lacks ($errant): it leaves mysql-read, serves" \
+      "no clone and is never rebuilt automatically. To discard them: kubectl delete pvc" \
+      "data-$HOSTNAME --wait=false && kubectl delete pod $HOSTNAME (it re-clones); to keep them," \
+      "apply them on the primary first (chart/README.md, Errant transactions)"
+  fi
+  printf '%s\n' "$errant" >"$ERRANT_MARK"
 }
 
 # usage: serve_backups -- starts the backup listener in the background (pid in LISTENER_PID)
@@ -125,12 +182,14 @@ monitor() {
     if [[ -n ${LISTENER_PID:-} ]]; then kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"; fi
     if [[ -n ${HEARTBEAT_PID:-} ]]; then kill -0 "$HEARTBEAT_PID" 2>/dev/null || die "heartbeat exited"; fi
     ((ord == 0)) && continue
+    check_errant
     status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
     read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
-    # Only purged binlogs trigger a rebuild. Other fatal errors (e.g. a replica with GTIDs the
-    # primary lacks, as after the primary lost its datadir) need a human: this replica may hold
-    # the only copy of that data.
-    if [[ ($errno == 1236 || $errno == 13114) && $error == *purged* ]]; then
+    # Only purged binlogs trigger a rebuild, and only of a replica whose transactions the primary
+    # all has. Other fatal errors need a human: this replica may hold the only copy of that data.
+    if [[ -e $ERRANT_MARK ]]; then
+      fatal=0
+    elif [[ ($errno == 1236 || $errno == 13114) && $error == *purged* ]]; then
       fatal=$((fatal + 1))
       warn "the primary cannot serve the binlogs this replica needs (error $errno, $fatal/$RECLONE_AFTER_CHECKS)"
     else
