@@ -174,7 +174,7 @@ def rows_by_id(release: Release, pod: str, ledger: Ledger) -> dict[int, int]:
     sql = f"SELECT id, COUNT(*) FROM {TABLE} WHERE id BETWEEN %s AND %s GROUP BY id"
     try:
         return {int(i): int(n) for i, n in release.db.query(pod, sql, (low, high))}
-    except pymysql.err.ProgrammingError as e:
+    except pymysql.err.MySQLError as e:
         if e.args and e.args[0] in (1049, 1146):  # unknown database / table
             log.warning("%s has no %s: %s", pod, TABLE, e)
             return {}

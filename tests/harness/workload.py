@@ -22,6 +22,7 @@ import re
 import time
 import uuid
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -359,6 +360,14 @@ class Ledger:
                 worst = max(worst, read.at - acks[k].at)
         return worst
 
+    def errors(self) -> Counter[str]:
+        """How often each distinct failure was seen: writer `<outcome>: <detail>`, reader `read: <error>`."""
+        seen: Counter[str] = Counter(
+            f"{a.outcome.value}: {a.detail}" for a in self.attempts if a.outcome is not Outcome.ACK
+        )
+        seen.update(f"read: {r.error}" for r in self.reads if not r.ok)
+        return seen
+
     def summary(self) -> dict[str, int]:
         return {
             "acknowledged": len(self.acked),
@@ -420,6 +429,8 @@ class Workload:
         ends = [a.at for a in ledger.attempts[-1:]] + [r.at for r in ledger.reads[-1:]]
         ledger.ended_at = max(ends, default=time.time())
         log.info("workload stopped: %s", ledger.summary())
+        for error, count in ledger.errors().most_common():
+            log.info("  %4d x %s", count, error)
         return ledger
 
     def wait_for_acks(
