@@ -194,8 +194,9 @@ def final_check(release: Release, ledger: Ledger, gtid_timeout: float) -> list[s
     except (AssertionError, *DB_TRANSIENT) as e:
         problems.append(f"replicas did not apply the primary's GTIDs: {e}")
     for pod in release.pods():
-        ledger.counts[pod] = wait_until(
-            lambda pod=pod: rows_by_id(release, pod, ledger),
+        # wrapped in a tuple: a pod holding no rows ({}) is an answer, not "not yet"
+        (ledger.counts[pod],) = wait_until(
+            lambda pod=pod: (rows_by_id(release, pod, ledger),),
             timeout=120,
             what=f"{pod}'s rows",
             transient=DB_TRANSIENT,

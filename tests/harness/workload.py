@@ -101,8 +101,9 @@ class Outcome(StrEnum):
     INDETERMINATE = "indeterminate"  # may or may not have been applied
 
 
-# Client errors raised before any statement reaches a server: cannot connect, unknown host.
-CONNECT_ERRORS = frozenset({2002, 2003, 2005})
+# Client errors raised before any statement reaches a server: cannot connect, unknown host, TLS
+# handshake failed (2026, only raised while connecting).
+CONNECT_ERRORS = frozenset({2002, 2003, 2005, 2026})
 # Server refusals that prove the INSERT did not run: access denied, too many connections, host
 # blocked/not allowed, read-only, unknown database or table.
 REFUSED_ERRORS = frozenset({1040, 1044, 1045, 1049, 1129, 1130, 1146, 1290})
@@ -112,7 +113,7 @@ ERROR_CODE = re.compile(r"^ERROR (\d+)")
 def classify(rc: int, message: str) -> Outcome:
     """The outcome of a failed attempt from the client's exit code and first error line.
 
-    `failed` only when the error proves the statement never ran: no connection (2002/2003/2005),
+    `failed` only when the error proves the statement never ran: no connection (2002/2003/2005/2026),
     a refusal before the statement (see REFUSED_ERRORS), or 2013 "Lost connection ... at '<stage>'",
     which the client library reports only while connecting (handshake, initial communication
     packet, authentication). Everything else is `indeterminate`: 2013 "during query", 2006 server
