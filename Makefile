@@ -11,7 +11,7 @@ FLAVORS := $(if $(FLAVOR),$(FLAVOR),mysql mariadb)
 # usage: $(call per_flavor,PYTEST ARGS) -- runs pytest for each of FLAVORS; fails if any run failed
 per_flavor = rc=0; for f in $(FLAVORS); do echo "=== flavor $$f ==="; $(PYTEST) --flavor $$f $(1) || rc=1; done; exit $$rc
 
-.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol test lint
+.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol faults test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 
 e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= picks one): mission, replication, clone faults
 	$(call per_flavor,-m e2e tests/e2e)
+
+faults: venv cluster images ## fault matrix under write load (tests/faults), per flavor
+	$(call per_flavor,-m faults tests/faults)
 
 netpol: venv cluster images ## NetworkPolicy allow/deny scenario: needs a CNI that enforces policy (kindnet, registry mode)
 	$(call per_flavor,-m netpol tests/e2e)
