@@ -8,6 +8,8 @@ duplicates, no id whose write provably failed, the same GTID set everywhere. The
 artifacts/faults.md (one row per fault and flavor) before anything is asserted.
 
 The tests run in file order; the destructive-to-the-primary's-data one comes last.
+Fixed defects each have their fault: f (errant transactions undetected), g (stale pid file deadlock in
+a rebuild), h (an empty primary taking writes).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 import pymysql
 import pytest
+from kubernetes.client import V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import ARTIFACTS, Settings
@@ -28,6 +31,7 @@ from harness.kube import (
     Pending,
     WaitTimeout,
     container_status,
+    exec_in_pod,
     pod_is_ready,
     pod_recreated_and_ready,
     pod_summary,
@@ -114,6 +118,125 @@ def delete_claim_and_pod(release: Release, ordinal: int) -> Predicate:
     return back_on_new_claim
 
 
+def errant_write(release: Release, ordinal: int) -> None:
+    """A write on replica `ordinal`, as a privileged user can make one: MySQL's root lifts
+    super_read_only; on MariaDB an account granted ALL ON *.* (through the primary) holds READ_ONLY
+    ADMIN and writes despite read_only."""
+    db, pod = release.db, release.pod(ordinal)
+    db.query(release.primary, "CREATE TABLE IF NOT EXISTS faults.errant (id INT PRIMARY KEY)")
+    if db.flavor.name == "mysql":
+        db.wait_for_gtid(pod, db.gtid_executed(release.primary))
+        with db.connect(pod) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL super_read_only = OFF")
+            cur.execute("INSERT INTO faults.errant VALUES (1)")
+            cur.execute("SET GLOBAL super_read_only = ON")
+        return
+    db.query(release.primary, "CREATE USER IF NOT EXISTS 'app_admin'@'%' IDENTIFIED BY 'errant-pw'")
+    db.query(release.primary, "GRANT ALL ON *.* TO 'app_admin'@'%'")
+    db.wait_for_gtid(pod, db.gtid_executed(release.primary))
+    with db.connect(pod, user="app_admin", password="errant-pw") as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO faults.errant VALUES (1)")
+
+
+def readiness_says(release: Release, ordinal: int, words: str) -> object:
+    """Predicate value: the pod's readiness probe fails and says `words`."""
+    result = exec_in_pod(
+        release.kube, release.namespace, release.pod(ordinal),
+        ["bash", "/opt/mysql-chart/probe.sh", "readiness"], container="mysql",
+    )  # fmt: skip
+    if result.rc != 0 and words in result.stderr:
+        return result.stderr.strip()
+    return Pending(f"probe rc {result.rc}: {result.stderr.strip()[-300:]}")
+
+
+def errant_then_discarded(release: Release) -> Predicate:
+    """An errant write on mysql-1: it turns unready naming the transaction; mysql-2, rebuilt from
+    scratch, does not clone it (mysql-1 is its first choice of donor); then mysql-1's copy is
+    discarded the documented way (claim and pod deleted) and it re-clones a healthy peer."""
+    namespace = release.namespace
+    errant_write(release, 1)
+    said = wait_until(
+        lambda: readiness_says(release, 1, "errant transactions"),
+        timeout=120, what="mysql-1's readiness naming its errant transactions", transient=DB_TRANSIENT,
+    )  # fmt: skip
+    log.info("mysql-1: %s", said)
+    sidecar_log = release.cluster.kubectl("logs", release.pod(1), "-c", "sidecar", "-n", namespace).stdout
+    assert "transactions the primary lacks" in sidecar_log, sidecar_log[-2000:]
+
+    wait_until(
+        delete_claim_and_pod(release, 2), timeout=RECOVERY_TIMEOUT, what="mysql-2 re-cloned",
+        transient=DB_TRANSIENT,
+    )  # fmt: skip
+    clone_log = release.cluster.kubectl("logs", release.pod(2), "-c", "clone", "-n", namespace).stdout
+    assert f"datadir cloned from {release.host(1)}" not in clone_log, clone_log[-3000:]
+    assert not db_has_errant_row(release, 2), "mysql-2 cloned the errant write"
+    return delete_claim_and_pod(release, 1)
+
+
+def db_has_errant_row(release: Release, ordinal: int) -> bool:
+    return bool(release.db.query(release.pod(ordinal), "SELECT id FROM faults.errant"))
+
+
+def server_started(release: Release, ordinal: int) -> V1Pod | Pending:
+    """The pod, once its server container has started (it has a container id)."""
+    for pod in release.kube.pods(release.namespace):
+        if pod.metadata.name == release.pod(ordinal):
+            server = container_status(pod, "mysql")
+            return pod if server is not None and server.container_id else Pending(pod_summary(pod))
+    return Pending(f"{release.pod(ordinal)} does not exist yet")
+
+
+def claim_host_path(release: Release, ordinal: int) -> str:
+    """Where pod `ordinal`'s volume lives on its node (local-path provisioner: a hostPath PV)."""
+    core = release.kube.core
+    claim = core.read_namespaced_persistent_volume_claim(f"data-{release.pod(ordinal)}", release.namespace)
+    pv = core.read_persistent_volume(claim.spec.volume_name)
+    source = pv.spec.host_path or pv.spec.local
+    assert source is not None, f"{pv.metadata.name} is neither hostPath nor local"
+    return str(source.path)
+
+
+def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Workload) -> Predicate:
+    """mysql-2 stops (scale to 2, claim kept); the primary rotates and purges its binlogs while
+    writes go on; mysql-2 returns, finds them purged, and its sidecar rebuilds it; the moment the
+    rebuild starts, mysql-2's server is killed with -9 (a stale pid file is left behind). The rebuild
+    must still finish, and mysql-2 hold every write."""
+    core, namespace, db = release.kube.core, release.namespace, release.db
+    scale = ["scale", "statefulset", release.name, "-n", namespace]
+    release.cluster.kubectl(*scale, "--replicas=2")
+
+    def gone() -> object:
+        names = [p.metadata.name for p in release.kube.pods(namespace) if p.metadata.name == release.pod(2)]
+        return not names or Pending("mysql-2 still exists")
+
+    wait_until(gone, timeout=180, what="mysql-2 stopped")
+    load.wait_for_acks(5, since=time.time(), timeout=120)
+    status = "SHOW MASTER STATUS" if db.flavor.name == "mariadb" else "SHOW BINARY LOG STATUS"
+    with db.connect(release.primary) as conn, conn.cursor() as cur:
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute(status)
+        current = cur.fetchone()[0]
+        cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+    log.info("purged the primary's binlogs up to %s", current)
+    mark = f"{claim_host_path(release, 2)}/reclone-requested"
+    release.cluster.kubectl(*scale, "--replicas=3")
+    pod = wait_until(lambda: server_started(release, 2), timeout=300, what="mysql-2's server started")
+    server = container_status(pod, "mysql")
+    release.cluster.kill_container_when_file_appears(pod.spec.node_name, server.container_id, mark)
+    uid = pod.metadata.uid
+
+    def rebuilt() -> object:
+        now = core.read_namespaced_pod(release.pod(2), namespace)
+        if now.metadata.uid != uid:
+            return Pending("mysql-2 was recreated instead of rebuilt in place")
+        sidecar_log = release.cluster.kubectl("logs", release.pod(2), "-c", "sidecar", "-n", namespace).stdout
+        if "replica rebuilt" not in sidecar_log:
+            return Pending(f"rebuild not finished; sidecar: {sidecar_log.strip().splitlines()[-1:]}")
+        return pod_is_ready(now) or Pending(pod_summary(now))
+
+    return rebuilt
+
+
 # --- the scenario ------------------------------------------------------------------------------------
 
 
@@ -182,7 +305,8 @@ def rows_by_id(release: Release, pod: str, ledger: Ledger) -> dict[int, int]:
 
 
 def final_check(release: Release, ledger: Ledger, gtid_timeout: float) -> list[str]:
-    """Every replica applies the primary's GTIDs; every pod's rows go into ledger.counts; GTID sets equal.
+    """Every replica applies the primary's GTIDs; every pod's rows go into ledger.counts; no replica
+    lacks a transaction of the primary's or holds one the primary lacks.
 
     Returns the problems found with the GTIDs (the row checks are the caller's).
     """
@@ -202,16 +326,23 @@ def final_check(release: Release, ledger: Ledger, gtid_timeout: float) -> list[s
             transient=DB_TRANSIENT,
         )
 
-    def gtids_equal() -> object:
-        sets = {pod: db.flavor.normalize_gtid(db.gtid_executed(pod)) for pod in release.pods()}
-        if len(set(sets.values())) == 1:
-            return True
-        return Pending({pod: ",".join(sorted(parts)) for pod, parts in sets.items()})
+    def converged() -> object:
+        # The primary's heartbeat commits every second: each replica holds the primary's set read
+        # before it, and the primary's set read after holds each replica's (no errant transaction).
+        before = db.gtid_executed(release.primary)
+        sets = {pod: db.gtid_executed(pod) for pod in release.replicas()}
+        after = db.gtid_executed(release.primary)
+        behind = {p: g for p, g in sets.items() if not db.gtid_contains(release.primary, g, before)}
+        errant = {p: g for p, g in sets.items() if not db.gtid_contains(release.primary, after, g)}
+        if behind or errant:
+            return Pending(f"primary {before} .. {after}; behind {behind}; errant {errant}")
+        return True
 
     try:
         wait_until(
-            gtids_equal, timeout=gtid_timeout, what="equal GTID sets on every pod", transient=DB_TRANSIENT
-        )
+            converged, timeout=gtid_timeout, what="every replica at the primary's GTID set, none beyond it",
+            transient=DB_TRANSIENT,
+        )  # fmt: skip
     except WaitTimeout as e:
         problems.append(str(e))
     return problems
@@ -245,7 +376,9 @@ def record(fault: str, flavor: str, ledger: Ledger, recovery: Recovery) -> None:
     log.info("faults.md row: %s", row)
 
 
-def survive(release: Release, settings: Settings, fault: str, inject: Callable[[], Predicate]) -> None:
+def survive(
+    release: Release, settings: Settings, fault: str, inject: Callable[[Workload], Predicate]
+) -> None:
     """Run fault under load, record its row, then assert: nothing lost or duplicated, replicas converge."""
     load = Workload(release)
     load.start()
@@ -253,7 +386,7 @@ def survive(release: Release, settings: Settings, fault: str, inject: Callable[[
         load.wait_for_acks(ACKS, reads=True)
         recovery = Recovery(injected_at=time.time())
         log.info("injecting: %s", fault)
-        pod_back = inject()
+        pod_back = inject(load)
         try:
             wait_until(
                 fully_recovered(release, pod_back, recovery),
@@ -292,36 +425,49 @@ def survive(release: Release, settings: Settings, fault: str, inject: Callable[[
 
 def test_a_kill_9_of_mysqld_on_a_replica(release: Release, settings: Settings) -> None:
     """kill -9 of mysql-1's server: it restarts, recovers, catches up; the writer never notices."""
-    survive(release, settings, "a. kill -9 mysqld on replica mysql-1", lambda: kill_server(release, 1))
+    survive(release, settings, "a. kill -9 mysqld on replica mysql-1", lambda _: kill_server(release, 1))
 
 
 def test_b_kill_9_of_mysqld_on_the_primary(release: Release, settings: Settings) -> None:
     """kill -9 of mysql-0's server: writes fail until it restarts; no acknowledged write is lost."""
-    survive(release, settings, "b. kill -9 mysqld on primary mysql-0", lambda: kill_server(release, 0))
+    survive(release, settings, "b. kill -9 mysqld on primary mysql-0", lambda _: kill_server(release, 0))
 
 
 def test_c_deleting_a_replica_pod(release: Release, settings: Settings) -> None:
     """`kubectl delete pod mysql-2`: it comes back on its claim and catches up."""
-    survive(release, settings, "c. delete pod mysql-2 (replica)", lambda: delete_pod(release, 2))
+    survive(release, settings, "c. delete pod mysql-2 (replica)", lambda _: delete_pod(release, 2))
 
 
 def test_d_deleting_the_primary_pod(release: Release, settings: Settings) -> None:
     """`kubectl delete pod mysql-0`: writes pause until it is back on its claim; nothing lost."""
-    survive(release, settings, "d. delete pod mysql-0 (primary)", lambda: delete_pod(release, 0))
+    survive(release, settings, "d. delete pod mysql-0 (primary)", lambda _: delete_pod(release, 0))
 
 
 def test_e_deleting_a_replicas_claim_and_pod(release: Release, settings: Settings) -> None:
     """PVC data-mysql-2 and pod mysql-2 deleted: mysql-2 re-clones under load and holds every write."""
     survive(
-        release, settings, "e. delete PVC+pod mysql-2 (replica)", lambda: delete_claim_and_pod(release, 2)
+        release, settings, "e. delete PVC+pod mysql-2 (replica)", lambda _: delete_claim_and_pod(release, 2)
     )
 
 
-def test_f_deleting_the_primarys_claim_and_pod(release: Release, settings: Settings) -> None:
-    """PVC data-mysql-0 and pod mysql-0 deleted: the primary must not come back empty and take writes.
+def test_f_an_errant_write_on_a_replica(release: Release, settings: Settings) -> None:
+    """A write on mysql-1 the primary never had: mysql-1 leaves mysql-read naming it, is no donor,
+    and the documented discard (claim and pod deleted) brings it back clean."""
+    survive(release, settings, "f. errant write on replica mysql-1", lambda _: errant_then_discarded(release))
 
-    Fails on the current chart (mysql-0 starts on an empty datadir); the fix is the chart's.
-    """
+
+def test_g_purged_binlogs_and_kill_9_as_the_rebuild_starts(release: Release, settings: Settings) -> None:
+    """mysql-2 down while the primary purges its binlogs: back, it is rebuilt from a peer, even with its
+    server killed -9 as the rebuild starts."""
     survive(
-        release, settings, "f. delete PVC+pod mysql-0 (primary)", lambda: delete_claim_and_pod(release, 0)
+        release, settings, "g. binlogs purged while mysql-2 is down; kill -9 as its rebuild starts",
+        lambda load: purge_binlogs_while_down_then_kill_during_rebuild(release, load),
+    )  # fmt: skip
+
+
+def test_h_deleting_the_primarys_claim_and_pod(release: Release, settings: Settings) -> None:
+    """PVC data-mysql-0 and pod mysql-0 deleted: the primary clones the most advanced replica instead
+    of starting empty; every acknowledged write is still there (semi-synchronous replication)."""
+    survive(
+        release, settings, "h. delete PVC+pod mysql-0 (primary)", lambda _: delete_claim_and_pod(release, 0)
     )

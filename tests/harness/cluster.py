@@ -267,6 +267,23 @@ class Cluster:
         run(["docker", "exec", node, "kill", "-KILL", pid], env=self.env, timeout=60)
         log.info("killed process %s (container %s) on node %s", pid, cid[:12], node)
 
+    def kill_container_when_file_appears(
+        self, node: str, container_id: str, path: str, timeout: float = 300
+    ) -> None:
+        """SIGKILL a container's main process the moment `path` exists on the node (polled every 50 ms
+        on the node itself, so the kill lands within a blink of the file's creation)."""
+        if self.settings.existing_cluster:
+            raise RuntimeError("killing a container's process needs the kind cluster's nodes (docker exec)")
+        cid = container_id.removeprefix("containerd://")
+        inspect = ["crictl", "inspect", "--output", "go-template", "--template", "{{.info.pid}}", cid]
+        pid = run(["docker", "exec", node, *inspect], env=self.env, timeout=60).stdout.strip()
+        if not pid.isdigit() or int(pid) <= 1:
+            raise RuntimeError(f"crictl gave no process id for container {cid} on {node}: {pid!r}")
+        polls = int(timeout * 20)
+        script = f'for i in $(seq {polls}); do [ -e "$1" ] && exec kill -KILL "$2"; sleep 0.05; done; exit 3'
+        run(["docker", "exec", node, "sh", "-c", script, "sh", path, pid], env=self.env, timeout=timeout + 60)
+        log.info("killed process %s (container %s) on node %s once %s appeared", pid, cid[:12], node, path)
+
     def kubectl(
         self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:

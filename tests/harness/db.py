@@ -146,9 +146,15 @@ class Database:
 
     @contextmanager
     def connect(
-        self, pod: str, *, database: str | None = None, autocommit: bool = True
+        self,
+        pod: str,
+        *,
+        database: str | None = None,
+        autocommit: bool = True,
+        user: str = "root",
+        password: str | None = None,
     ) -> Iterator[pymysql.Connection]:
-        """Yield a pymysql connection as root to pod's server; closed (and the forward stopped) on exit.
+        """Yield a pymysql connection to pod's server (as root unless told); closed on exit.
 
         A handshake lost in the forward (error 2013 before any statement ran) is retried twice with
         a new forward: it happens now and then on 2 busy cores while the server is fine.
@@ -165,7 +171,8 @@ class Database:
                 forward = _KubectlPortForward(self.cluster, self.namespace, pod)
                 try:
                     conn = pymysql.connect(
-                        host="127.0.0.1", port=forward.port, user="root", password=self._password,
+                        host="127.0.0.1", port=forward.port, user=user,
+                        password=self._password if password is None else password,
                         database=database, autocommit=autocommit, connect_timeout=10, charset="utf8mb4",
                     )  # fmt: skip
                 except BaseException:
