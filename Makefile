@@ -56,10 +56,11 @@ faults: venv cluster images ## fault matrix under write load (tests/faults), per
 netpol: venv cluster images ## NetworkPolicy allow/deny scenario: needs a CNI that enforces policy (kindnet, registry mode)
 	$(call per_flavor,-m netpol tests/e2e)
 
-test: venv ## every test: unit, smoke, e2e, repo-e2e
+test: venv ## every test: unit, smoke, e2e, faults (default flavor), repo-e2e
 	$(MAKE) unit
 	$(MAKE) smoke
 	$(MAKE) e2e
+	$(MAKE) faults FLAVOR=$(or $(FLAVOR),mysql)
 	$(MAKE) repo-e2e
 
 lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README table (chart-lint)

@@ -181,8 +181,8 @@ def server_started(release: Release, ordinal: int) -> V1Pod | Pending:
     """The pod, once its server container has started (it has a container id)."""
     for pod in release.kube.pods(release.namespace):
         if pod.metadata.name == release.pod(ordinal):
-            server = container_status(pod, "mysql")
-            return pod if server is not None and server.container_id else Pending(pod_summary(pod))
+            started = [c for c in pod.status.container_statuses or [] if c.name == "mysql" and c.container_id]
+            return pod if started else Pending(pod_summary(pod))
     return Pending(f"{release.pod(ordinal)} does not exist yet")
 
 
