@@ -251,8 +251,8 @@ class Cluster:
                 raise ValueError(f"cannot derive a second tag from {current!r}: set UPDATE_IMAGE")
         return ImageUpdate(install_values=install, image=os.environ.get("UPDATE_IMAGE") or image)
 
-    def kill_container(self, node: str, container_id: str) -> None:
-        """SIGKILL the main process of a container on a kind node, as a crash or the OOM killer would.
+    def _container_pid(self, node: str, container_id: str) -> str:
+        """The host PID of a container's main process on a kind node (crictl inspect on the node).
 
         container_id is the pod status' `containerd://<id>`. Only for the kind cluster this harness
         manages (the node is a Docker container): an existing cluster raises.
@@ -264,25 +264,25 @@ class Cluster:
         pid = run(["docker", "exec", node, *inspect], env=self.env, timeout=60).stdout.strip()
         if not pid.isdigit() or int(pid) <= 1:
             raise RuntimeError(f"crictl gave no process id for container {cid} on {node}: {pid!r}")
+        return pid
+
+    def kill_container(self, node: str, container_id: str) -> None:
+        """SIGKILL the main process of a container on a kind node, as a crash or the OOM killer would."""
+        pid = self._container_pid(node, container_id)
         run(["docker", "exec", node, "kill", "-KILL", pid], env=self.env, timeout=60)
-        log.info("killed process %s (container %s) on node %s", pid, cid[:12], node)
+        short = container_id.removeprefix("containerd://")[:12]
+        log.info("killed process %s (container %s) on node %s", pid, short, node)
 
     def kill_container_when_file_appears(
         self, node: str, container_id: str, path: str, timeout: float = 300
     ) -> None:
         """SIGKILL a container's main process the moment `path` exists on the node (polled every 50 ms
         on the node itself, so the kill lands within a blink of the file's creation)."""
-        if self.settings.existing_cluster:
-            raise RuntimeError("killing a container's process needs the kind cluster's nodes (docker exec)")
-        cid = container_id.removeprefix("containerd://")
-        inspect = ["crictl", "inspect", "--output", "go-template", "--template", "{{.info.pid}}", cid]
-        pid = run(["docker", "exec", node, *inspect], env=self.env, timeout=60).stdout.strip()
-        if not pid.isdigit() or int(pid) <= 1:
-            raise RuntimeError(f"crictl gave no process id for container {cid} on {node}: {pid!r}")
+        pid = self._container_pid(node, container_id)
         polls = int(timeout * 20)
         script = f'for i in $(seq {polls}); do [ -e "$1" ] && exec kill -KILL "$2"; sleep 0.05; done; exit 3'
         run(["docker", "exec", node, "sh", "-c", script, "sh", path, pid], env=self.env, timeout=timeout + 60)
-        log.info("killed process %s (container %s) on node %s once %s appeared", pid, cid[:12], node, path)
+        log.info("killed process %s on node %s once %s appeared", pid, node, path)
 
     def kubectl(
         self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None
