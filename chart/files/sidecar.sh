@@ -133,10 +133,14 @@ errant_gtids() {
   if [[ $FLAVOR == mariadb ]]; then
     # A MariaDB position cannot name another server's history: a write made here shows as this
     # server's binlog position ahead of the position replicated from the primary (and
-    # gtid_strict_mode stops replication at the primary's next transaction in that domain).
-    IFS=$'\t' read -r binlog_pos slave_pos < <(root_sql <<<"SELECT @@global.gtid_binlog_pos, @@global.gtid_slave_pos;") ||
-      return 1
+    # gtid_strict_mode stops replication at the primary's next transaction in that domain); a
+    # history the primary lacks, as a position ahead of the primary's.
+    IFS=$'\t' read -r binlog_pos slave_pos mine < <(root_sql \
+      <<<"SELECT @@global.gtid_binlog_pos, @@global.gtid_slave_pos, @@global.gtid_current_pos;") || return 1
+    theirs=$(sql_remote "$PRIMARY_HOST" replication "$MYSQL_REPLICATION_PASSWORD" \
+      <<<"SELECT @@global.gtid_binlog_pos;") || return 1
     position_ahead "$binlog_pos" "$slave_pos"
+    position_ahead "$mine" "$theirs"
     return 0
   fi
   # This replica's set first: anything the primary had before is in the primary's set read after.
@@ -150,6 +154,12 @@ errant_gtids() {
 check_errant() {
   local errant
   errant=$(errant_gtids 2>/dev/null) || return 0
+  if [[ -n $errant ]]; then
+    # Confirmed by a second look: MariaDB binlogs a replicated transaction a moment before it
+    # advances gtid_slave_pos.
+    sleep 2
+    errant=$(errant_gtids 2>/dev/null) || return 0
+  fi
   errant=${errant//$'\n'/,}
   if [[ -z $errant ]]; then
     if [[ -e $ERRANT_MARK ]]; then log "no errant transactions any more"; fi

@@ -118,24 +118,33 @@ def delete_claim_and_pod(release: Release, ordinal: int) -> Predicate:
     return back_on_new_claim
 
 
-def errant_write(release: Release, ordinal: int) -> None:
-    """A write on replica `ordinal`, as a privileged user can make one: MySQL's root lifts
-    super_read_only; on MariaDB an account granted ALL ON *.* (through the primary) holds READ_ONLY
-    ADMIN and writes despite read_only."""
+def errant_write(release: Release, ordinal: int) -> bool:
+    """Try to write on replica `ordinal` as root; True when the write went in (an errant transaction).
+
+    MySQL: root lifts super_read_only and inserts. MariaDB refuses every way root has (the chart
+    revokes READ_ONLY ADMIN from every account, and root cannot grant it back): an INSERT, lifting
+    read_only, and granting ALL ON *.* through the primary are each asserted to fail.
+    """
     db, pod = release.db, release.pod(ordinal)
     db.query(release.primary, "CREATE TABLE IF NOT EXISTS faults.errant (id INT PRIMARY KEY)")
+    db.wait_for_gtid(pod, db.gtid_executed(release.primary))
     if db.flavor.name == "mysql":
-        db.wait_for_gtid(pod, db.gtid_executed(release.primary))
         with db.connect(pod) as conn, conn.cursor() as cur:
             cur.execute("SET GLOBAL super_read_only = OFF")
             cur.execute("INSERT INTO faults.errant VALUES (1)")
             cur.execute("SET GLOBAL super_read_only = ON")
-        return
-    db.query(release.primary, "CREATE USER IF NOT EXISTS 'app_admin'@'%' IDENTIFIED BY 'errant-pw'")
-    db.query(release.primary, "GRANT ALL ON *.* TO 'app_admin'@'%'")
-    db.wait_for_gtid(pod, db.gtid_executed(release.primary))
-    with db.connect(pod, user="app_admin", password="errant-pw") as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO faults.errant VALUES (1)")
+        return True
+    refused = {}
+    for target, sql in (
+        (pod, "INSERT INTO faults.errant VALUES (1)"),
+        (pod, "SET GLOBAL read_only = OFF"),
+        (release.primary, "GRANT ALL ON *.* TO 'root'@'%'"),
+    ):
+        with pytest.raises(pymysql.err.MySQLError) as error:
+            db.query(target, sql)
+        refused[sql] = error.value.args[0]
+    log.info("MariaDB refused every errant write: %s", refused)
+    return False
 
 
 def readiness_says(release: Release, ordinal: int, words: str) -> object:
@@ -154,7 +163,8 @@ def errant_then_discarded(release: Release) -> Predicate:
     scratch, does not clone it (mysql-1 is its first choice of donor); then mysql-1's copy is
     discarded the documented way (claim and pod deleted) and it re-clones a healthy peer."""
     namespace = release.namespace
-    errant_write(release, 1)
+    if not errant_write(release, 1):
+        return lambda: True
     said = wait_until(
         lambda: readiness_says(release, 1, "errant transactions"),
         timeout=120, what="mysql-1's readiness naming its errant transactions", transient=DB_TRANSIENT,
@@ -196,12 +206,29 @@ def claim_host_path(release: Release, ordinal: int) -> str:
     return str(source.path)
 
 
+def purge_binlogs(release: Release) -> str | Pending:
+    """Rotate the primary's binlog and purge every older one; the current file once none is left.
+
+    A server keeps a file a connected replica is still reading (MariaDB says so only in a warning):
+    the caller retries until the replica has moved on.
+    """
+    status = "SHOW MASTER STATUS" if release.db.flavor.name == "mariadb" else "SHOW BINARY LOG STATUS"
+    with release.db.connect(release.primary) as conn, conn.cursor() as cur:
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute(status)
+        current = cur.fetchone()[0]
+        cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+        cur.execute("SHOW BINARY LOGS")
+        files = [row[0] for row in cur.fetchall()]
+    return current if files == [current] else Pending(f"binlogs left: {files}")
+
+
 def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Workload) -> Predicate:
     """mysql-2 stops (scale to 2, claim kept); the primary rotates and purges its binlogs while
     writes go on; mysql-2 returns, finds them purged, and its sidecar rebuilds it; the moment the
     rebuild starts, mysql-2's server is killed with -9 (a stale pid file is left behind). The rebuild
     must still finish, and mysql-2 hold every write."""
-    core, namespace, db = release.kube.core, release.namespace, release.db
+    core, namespace = release.kube.core, release.namespace
     scale = ["scale", "statefulset", release.name, "-n", namespace]
     release.cluster.kubectl(*scale, "--replicas=2")
 
@@ -211,12 +238,7 @@ def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Wo
 
     wait_until(gone, timeout=180, what="mysql-2 stopped")
     load.wait_for_acks(5, since=time.time(), timeout=120)
-    status = "SHOW MASTER STATUS" if db.flavor.name == "mariadb" else "SHOW BINARY LOG STATUS"
-    with db.connect(release.primary) as conn, conn.cursor() as cur:
-        cur.execute("FLUSH BINARY LOGS")
-        cur.execute(status)
-        current = cur.fetchone()[0]
-        cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+    current = wait_until(lambda: purge_binlogs(release), timeout=120, what="the primary's binlogs purged")
     log.info("purged the primary's binlogs up to %s", current)
     mark = f"{claim_host_path(release, 2)}/reclone-requested"
     release.cluster.kubectl(*scale, "--replicas=3")
@@ -452,7 +474,8 @@ def test_e_deleting_a_replicas_claim_and_pod(release: Release, settings: Setting
 
 def test_f_an_errant_write_on_a_replica(release: Release, settings: Settings) -> None:
     """A write on mysql-1 the primary never had: mysql-1 leaves mysql-read naming it, is no donor,
-    and the documented discard (claim and pod deleted) brings it back clean."""
+    and the documented discard (claim and pod deleted) brings it back clean. MariaDB refuses the
+    write from every account, which is checked instead."""
     survive(release, settings, "f. errant write on replica mysql-1", lambda _: errant_then_discarded(release))
 
 
