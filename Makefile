@@ -56,12 +56,20 @@ faults: venv cluster images ## fault matrix under write load (tests/faults), per
 netpol: venv cluster images ## NetworkPolicy allow/deny scenario: needs a CNI that enforces policy (kindnet, registry mode)
 	$(call per_flavor,-m netpol tests/e2e)
 
-test: venv ## every test: unit, smoke, e2e, faults (default flavor), repo-e2e
+# Without FLAVOR, two lanes side by side (ci/lanes.sh): e2e for MySQL | e2e for MariaDB, then repo-e2e.
+# The fault matrix runs alone afterwards: its checks bound how stale a read may be.
+test: venv ## every test: unit, smoke, e2e and repo-e2e (both flavors, in 2 lanes), faults (default flavor)
 	$(MAKE) unit
 	$(MAKE) smoke
+	$(MAKE) cluster images
+ifeq ($(FLAVOR),)
+	bash ci/lanes.sh "e2e-mysql=$(MAKE) e2e FLAVOR=mysql" \
+	  "e2e-mariadb+repo=$(MAKE) e2e FLAVOR=mariadb && $(MAKE) repo-e2e"
+else
 	$(MAKE) e2e
-	$(MAKE) faults FLAVOR=$(or $(FLAVOR),mysql)
 	$(MAKE) repo-e2e
+endif
+	$(MAKE) faults FLAVOR=$(or $(FLAVOR),mysql)
 
 lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README table (chart-lint)
 	$(VENV)/bin/ruff check tests

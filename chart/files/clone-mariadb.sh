@@ -6,7 +6,7 @@
 set -euo pipefail
 
 BACKUP_PORT=${BACKUP_PORT:-3307}
-STREAM_IDLE_SECONDS=${STREAM_IDLE_SECONDS:-120}
+STREAM_IDLE_SECONDS=${CLONE_STALL_SECONDS:-120}
 
 # usage: backup_file DIR NAME -> path of DIR/xtrabackup_NAME or DIR/mariadb_backup_NAME (11.1+)
 backup_file() {

@@ -4,11 +4,16 @@
 # STAGING (DATA DIRECTORY) over TLS, as the donors' clone account (BACKUP_ADMIN only); the clone
 # carries the donor's gtid_executed. A donor whose GTID set is not contained in the primary's is
 # skipped: it holds transactions the primary never had.
+# A watchdog follows the clone's progress: a clone that moves no data for CLONE_STALL_SECONDS (a
+# frozen donor keeps its connection open) is abandoned by killing the throw-away server.
 # Inputs (env): MYSQL_BACKUP_PASSWORD (password of the clone account), CLONE_MAX_BANDWIDTH_MIB
-#   (0: no cap).
+#   (0: no cap), CLONE_STALL_SECONDS (default 120).
 set -euo pipefail
 
 CLONE_USER=clone
+CLONE_STALL_SECONDS=${CLONE_STALL_SECONDS:-120}
+# Seconds between two looks at the clone's progress (and between progress lines in the log).
+CLONE_WATCH_SECONDS=${CLONE_WATCH_SECONDS:-5}
 RECIPIENT_DIR=${RECIPIENT_DIR:-/tmp/clone-recipient}
 # The recipient is lib.sh's private server, on its own socket, root without a password.
 # shellcheck disable=SC2034 # read by lib.sh's start_boot_server and boot_sql
@@ -40,7 +45,35 @@ clone_finish() {
 # usage: gtid_of HOST -> HOST's gtid_executed on one line, asked over TLS as the clone account
 gtid_of() {
   sql_remote "$1" "$CLONE_USER" "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}" \
-    --ssl-mode=REQUIRED <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');"
+    --ssl-mode=REQUIRED <<<"$GTID_EXECUTED_SQL"
+}
+
+# usage: clone_bytes -> bytes the running clone has moved so far (read and sent, every stage)
+clone_bytes() {
+  boot_sql <<<"SELECT COALESCE(SUM(DATA) + SUM(NETWORK), 0) FROM performance_schema.clone_progress;"
+}
+
+# usage: watch_clone PID HOST -- waits for the client running CLONE INSTANCE (PID) and returns its
+# status; logs progress; when no byte moves for CLONE_STALL_SECONDS, kills the throw-away server
+# (which ends the clone, however its donor is stuck) and fails
+watch_clone() {
+  local pid=$1 host=$2 bytes last=-1 still=0 ticks=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    ((++ticks % CLONE_WATCH_SECONDS == 0)) || continue
+    bytes=$(clone_bytes 2>/dev/null) || bytes=$last
+    if [[ $bytes == "$last" ]]; then still=$((still + CLONE_WATCH_SECONDS)); else still=0 last=$bytes; fi
+    if ((ticks % 30 == 0)); then log "clone from $host: $((last / 1048576)) MiB moved"; fi
+    if ((still >= CLONE_STALL_SECONDS)); then
+      warn "clone from $host moved no data for ${still}s: abandoning it"
+      kill -KILL "$BOOT_PID" 2>/dev/null || true
+      wait "$BOOT_PID" 2>/dev/null || true
+      BOOT_PID=
+      wait "$pid" 2>/dev/null || true
+      return 1
+    fi
+  done
+  wait "$pid"
 }
 
 # usage: clone_from HOST -- clones HOST into STAGING with the clone plugin and checks the result
@@ -64,7 +97,7 @@ clone_from() {
   log "cloning from $host:3306 (clone plugin, TLS; donor GTID set '$donor_gtid')"
   # clone_donor_timeout_after_network_failure=0: a donor that dies fails the clone at once, and
   # the next donor is tried, instead of waiting minutes for this one to come back.
-  if ! boot_sql <<EOSQL; then
+  boot_sql <<EOSQL &
 SET GLOBAL clone_valid_donor_list = '$host:3306';
 SET GLOBAL clone_donor_timeout_after_network_failure = 0;
 SET GLOBAL clone_max_data_bandwidth = $bandwidth, clone_max_network_bandwidth = $bandwidth;
@@ -72,6 +105,7 @@ CLONE INSTANCE FROM '$CLONE_USER'@'$host':3306
   IDENTIFIED BY '$(sql_escape "$MYSQL_BACKUP_PASSWORD")'
   DATA DIRECTORY = '$STAGING' REQUIRE SSL;
 EOSQL
+  if ! watch_clone $! "$host"; then
     warn "clone from $host failed"
     return 1
   fi

@@ -32,6 +32,8 @@ ERRANT_MARK=${SOCKET%/*}/errant-transactions
 SERVER_PARKED=${SOCKET%/*}/server-parked
 # The primary's sidecar stamps this row every second (UTC); a replica's data is as old as its copy.
 HEARTBEAT_TABLE=mysql_chart.heartbeat
+# MySQL: a server's GTID set on one line (the server breaks long sets over lines).
+GTID_EXECUTED_SQL="SELECT REPLACE(@@global.gtid_executed, '\n', '');"
 
 # usage: log MESSAGE... -- timestamped info line on stderr
 log() { printf '%s [info] %s: %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$*" >&2; }
@@ -96,6 +98,42 @@ sql_remote() {
   shift 3
   "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host="$host" \
     --port=3306 --connect-timeout=5 --batch --skip-column-names "$@"
+}
+
+# The server's admin connection on 127.0.0.1 (MySQL's admin interface, MariaDB's extra_port),
+# outside max_connections: the probes and the sidecar still get in when the application holds
+# every connection. Accounts reach it as USER@127.0.0.1 (admin_accounts_sql).
+ADMIN_PORT=${ADMIN_PORT:-33062}
+
+# usage: local_sql USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- SQL on the local server through the
+# admin port; through the socket when that fails (a server or account of an older chart version,
+# until the primary's sidecar has made the account). For statements that may safely run twice.
+local_sql() {
+  local user=$1 password=$2 input
+  shift 2
+  input=$(cat)
+  "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host=127.0.0.1 \
+    --port="$ADMIN_PORT" --connect-timeout=5 --batch --skip-column-names "$@" <<<"$input" 2>/dev/null ||
+    sql "$user" "$password" "$@" <<<"$input"
+}
+
+# usage: local_ping USER PASSWORD -- succeeds when the local server answers (admin port, else socket)
+local_ping() {
+  "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2") --protocol=TCP --host=127.0.0.1 \
+    --port="$ADMIN_PORT" --connect-timeout=5 ping >/dev/null 2>&1 || ping_server "$1" "$2"
+}
+
+# usage: admin_accounts_sql PROBE_PASSWORD -> idempotent SQL: the probe account on the admin
+# port (probe@localhost, the socket's, came first), and the right to use that port (MySQL)
+admin_accounts_sql() {
+  printf '%s\n' \
+    "CREATE USER IF NOT EXISTS 'probe'@'127.0.0.1' IDENTIFIED BY '$(sql_escape "$1")' WITH MAX_USER_CONNECTIONS 5;" \
+    "GRANT REPLICATION CLIENT ON *.* TO 'probe'@'127.0.0.1';"
+  if [[ $FLAVOR == mariadb ]]; then
+    printf '%s\n' "GRANT SLAVE MONITOR ON *.* TO 'probe'@'127.0.0.1';"
+  else
+    printf '%s\n' "GRANT SERVICE_CONNECTION_ADMIN ON *.* TO 'probe'@'127.0.0.1', 'metrics'@'127.0.0.1';"
+  fi
 }
 
 # usage: ping_server USER PASSWORD [SOCKET] -- succeeds when the server answers on SOCKET
@@ -164,6 +202,27 @@ replica_fields() {
   done
 }
 
+# usage: wait_applied SECONDS CLIENT_FUNCTION [ARGS...] -- waits up to SECONDS until the server
+# reached through CLIENT_FUNCTION has applied every transaction its replication received (at once
+# when it replicates from nobody); on failure prints why and fails
+wait_applied() {
+  local seconds=$1 fields received wait
+  shift
+  fields=$(replica_fields "$@") || { printf 'the server does not answer\n'; return 1; }
+  if [[ $FLAVOR == mariadb ]]; then
+    received=$(field Gtid_IO_Pos <<<"$fields") || received=''
+    wait="SELECT MASTER_GTID_WAIT('$received', $seconds);"
+  else
+    received=$(field Retrieved_Gtid_Set <<<"$fields") || received=''
+    wait="SELECT WAIT_FOR_EXECUTED_GTID_SET('$received', $seconds);"
+  fi
+  [[ $received =~ ^[A-Za-z0-9_:,-]*$ ]] || { printf 'it reports an unreadable GTID set %s\n' "$received"; return 1; }
+  if [[ -n $received && $("$@" <<<"$wait") != 0 ]]; then
+    printf 'it has not applied what it received (%s) within %ss\n' "$received" "$seconds"
+    return 1
+  fi
+}
+
 # usage: field NAME... <<<"$fields" -> the value of the first NAME present in replica_fields output
 field() {
   local line name
@@ -183,7 +242,7 @@ field() {
 # prints nothing when replication is not configured; fails when the server does not answer
 replica_status() {
   local f io sqlt lag errno error
-  f=$(replica_fields sql "$1" "$2" --connect-timeout=5) || return 1
+  f=$(replica_fields local_sql "$1" "$2") || return 1
   [[ -n $f ]] || return 0
   io=$(field Replica_IO_Running Slave_IO_Running <<<"$f") || true
   sqlt=$(field Replica_SQL_Running Slave_SQL_Running <<<"$f") || true

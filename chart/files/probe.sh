@@ -3,6 +3,8 @@
 #   startup, liveness: the server answers (nothing more, so a busy server is not killed);
 #   readiness: the primary (ordinal 0) is writable; a replica applies replication and its data
 #              (the primary's heartbeat) is at most MAX_LAG_SECONDS old.
+# It connects through the admin port (lib.sh local_sql): an application holding every connection
+# does not make it fail.
 # Inputs (env): FLAVOR, HOSTNAME, MYSQL_PROBE_PASSWORD, MAX_LAG_SECONDS (readiness).
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -17,14 +19,14 @@ check_alive() {
     log "re-clone in progress"
     return 0
   fi
-  ping_server "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" ||
+  local_ping "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" ||
     die "server does not answer"
 }
 
 # usage: check_writable -- the primary accepts writes
 check_writable() {
   local ro
-  ro=$(sql "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" --connect-timeout=5 \
+  ro=$(local_sql "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" \
     <<<"SELECT @@global.read_only;") || die "server does not answer"
   [[ $ro == 0 ]] || die "primary is read-only"
 }
@@ -42,7 +44,7 @@ check_replica() {
   [[ -n $status ]] || die "replication is not configured yet"
   read -r io sqlt lag _errno error <<<"$status"
   [[ $sqlt == Yes ]] || die "replication SQL thread is not running ($sqlt)"
-  age=$(sql "$PROBE_USER" "$MYSQL_PROBE_PASSWORD" --connect-timeout=5 \
+  age=$(local_sql "$PROBE_USER" "$MYSQL_PROBE_PASSWORD" \
     <<<"SELECT TIMESTAMPDIFF(SECOND, ts, UTC_TIMESTAMP(6)) FROM $HEARTBEAT_TABLE WHERE id = 1;" 2>/dev/null) ||
     age=''
   if [[ -z $age ]]; then

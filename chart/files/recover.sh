@@ -35,20 +35,10 @@ peer_sql() {
 
 # usage: applied_gtid HOST -> HOST's GTID set, once it has applied every transaction it received
 applied_gtid() {
-  local host=$1 fields received wait executed
-  fields=$(replica_fields peer_sql "$host") || return 1
-  if [[ $FLAVOR == mariadb ]]; then
-    received=$(field Gtid_IO_Pos <<<"$fields") || received=''
-    wait="SELECT MASTER_GTID_WAIT('$received', $APPLY_WAIT_SECONDS);"
-    executed='SELECT @@global.gtid_current_pos;'
-  else
-    received=$(field Retrieved_Gtid_Set <<<"$fields") || received=''
-    wait="SELECT WAIT_FOR_EXECUTED_GTID_SET('$received', $APPLY_WAIT_SECONDS);"
-    executed="SELECT REPLACE(@@global.gtid_executed, '\n', '');"
-  fi
-  [[ $received =~ ^[A-Za-z0-9_:,-]*$ ]] || { warn "$host reports an unreadable GTID set '$received'"; return 1; }
-  if [[ -n $received && $(peer_sql "$host" <<<"$wait") != 0 ]]; then
-    warn "$host has not applied what it received ($received) within ${APPLY_WAIT_SECONDS}s"
+  local host=$1 why executed=$GTID_EXECUTED_SQL
+  [[ $FLAVOR == mariadb ]] && executed='SELECT @@global.gtid_current_pos;'
+  if ! why=$(wait_applied "$APPLY_WAIT_SECONDS" peer_sql "$host"); then
+    warn "$host: $why"
     return 1
   fi
   peer_sql "$host" <<<"$executed"

@@ -29,21 +29,16 @@ stream_backup() {
 
 # usage: check_donor -> prints why this pod cannot serve a backup now, and fails; succeeds when it can
 check_donor() {
-  local password=${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required} fields sqlt received
+  local password=${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required} fields sqlt
   if [[ -e $RECLONE_MARK ]]; then printf 'being rebuilt\n'; return 1; fi
   if [[ -e $ERRANT_MARK ]]; then printf 'it has transactions the primary lacks\n'; return 1; fi
-  if ! fields=$(replica_fields sql probe "$password" --connect-timeout=5); then
+  if ! fields=$(replica_fields local_sql probe "$password"); then
     printf 'the server does not answer\n'
     return 1
   fi
-  [[ -n $fields ]] || return 0
-  sqlt=$(field Slave_SQL_Running <<<"$fields") || sqlt=''
-  received=$(field Gtid_IO_Pos <<<"$fields") || received=''
+  sqlt=$(field Slave_SQL_Running <<<"$fields") || sqlt=Yes
   if [[ $sqlt != Yes ]]; then printf 'its replication SQL thread is not running\n'; return 1; fi
-  if [[ -n $received && $(sql probe "$password" <<<"SELECT MASTER_GTID_WAIT('$received', 60);") != 0 ]]; then
-    printf 'it has not applied what it received (%s) within 60s\n' "$received"
-    return 1
-  fi
+  wait_applied 60 local_sql probe "$password" || return 1
   printf 'ok\n'
 }
 

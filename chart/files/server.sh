@@ -110,7 +110,7 @@ adopt_clone_position() {
     # The clone plugin carried the donor's gtid_executed (and gtid_purged: no binlogs came with
     # it); only the donor's replication settings are dropped.
     start_boot_server "$DATADIR" --skip-replica-start --super-read-only=OFF --read-only=OFF
-    log "fresh clone: gtid_executed '$(boot_sql <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');")'"
+    log "fresh clone: gtid_executed '$(boot_sql <<<"$GTID_EXECUTED_SQL")'"
     stop="STOP REPLICA;"
     stmts="RESET REPLICA ALL;"
   fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sidecar: on a replica, points replication at the primary (on every start: idempotent, GTID
-# auto-positioning resumes where the replica is); on the primary, writes the heartbeat; MariaDB: serves backups to peers of this release
-# on BACKUP_PORT (MySQL's server serves clones itself, through its clone plugin); and rebuilds the
-# replica from a peer when the primary no longer has the binlogs it needs (I/O thread error
-# 1236 / 13114 about purged binlogs).
+# auto-positioning resumes where the replica is), watches for errant transactions, and rebuilds
+# the replica from a peer when the primary no longer has the binlogs it needs (I/O thread error
+# 1236 / 13114 about purged binlogs); on the primary, writes the heartbeat. MariaDB: serves backups
+# to peers of this release on BACKUP_PORT (MySQL's server serves clones itself, through its clone
+# plugin). It talks to the local server through the admin port (lib.sh local_sql).
 # Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME, PRIMARY_HOST, MYSQL_ROOT_PASSWORD,
 #   MYSQL_REPLICATION_PASSWORD, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD, BACKUP_TOKEN.
 set -euo pipefail
@@ -16,9 +17,9 @@ MONITOR_SECONDS=${MONITOR_SECONDS:-10}
 # Consecutive checks with a fatal binlog error before the replica is rebuilt.
 RECLONE_AFTER_CHECKS=${RECLONE_AFTER_CHECKS:-3}
 
-# usage: root_sql <<<"SQL" -- SQL as root over the local socket
+# usage: root_sql <<<"SQL" -- SQL as root on the local server (admin port; lib.sh local_sql)
 root_sql() {
-  sql root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
+  local_sql root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
 }
 
 # usage: wait_for_server -- blocks until the local server answers
@@ -56,7 +57,8 @@ EOSQL
 }
 
 # usage: ensure_primary_objects -- on the primary, on every start (idempotent; replicated to every
-# pod): the heartbeat table the replicas' readiness reads; the replication account may read a
+# pod): the heartbeat table the replicas' readiness reads; the probe account on the admin port
+# (lib.sh admin_accounts_sql); the replication account may read a
 # replica's status (a primary that lost its volume compares its peers with it); MySQL: the donors'
 # clone account (a datadir made before the chart cloned with the clone plugin lacks it).
 ensure_primary_objects() {
@@ -66,7 +68,8 @@ ensure_primary_objects() {
 CREATE DATABASE IF NOT EXISTS mysql_chart;
 CREATE TABLE IF NOT EXISTS $HEARTBEAT_TABLE (id TINYINT UNSIGNED PRIMARY KEY,
   ts DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL);
-GRANT SELECT ON $HEARTBEAT_TABLE TO 'probe'@'localhost';
+$(admin_accounts_sql "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}")
+GRANT SELECT ON $HEARTBEAT_TABLE TO 'probe'@'localhost', 'probe'@'127.0.0.1';
 GRANT $monitor ON *.* TO 'replication'@'%';
 EOSQL
   [[ $FLAVOR == mysql ]] || return 0
@@ -144,9 +147,9 @@ errant_gtids() {
     return 0
   fi
   # This replica's set first: anything the primary had before is in the primary's set read after.
-  mine=$(root_sql <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');") || return 1
+  mine=$(root_sql <<<"$GTID_EXECUTED_SQL") || return 1
   theirs=$(sql_remote "$PRIMARY_HOST" replication "$MYSQL_REPLICATION_PASSWORD" \
-    <<<"SELECT REPLACE(@@global.gtid_executed, '\n', '');") || return 1
+    <<<"$GTID_EXECUTED_SQL") || return 1
   root_sql <<<"SELECT GTID_SUBTRACT('$mine', '$theirs');"
 }
 

@@ -1,12 +1,16 @@
-"""MySQL's clone plugin under faults: a donor whose server is SIGKILLed mid-copy; a lost clone account.
+"""MySQL's clone plugin under faults: a donor whose server is SIGKILLed mid-copy, one frozen mid-copy
+(SIGSTOP); a lost clone account.
 
 mysql-2 joins a release whose primary holds ~130 MB; the clone is capped at a few MiB/s
 (`clone.maxBandwidthMiB`) so that it is still copying when the first donor, mysql-1, loses its
-server. The clone must fail over to the next donor, and no half-cloned datadir may ever start.
+server or freezes. The clone must fail over to the next donor (a frozen one after
+`clone.stallSeconds` without progress), and no half-cloned datadir may ever start.
 MariaDB clones through a mariadb-backup stream instead; this scenario is the clone plugin's.
 """
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -15,10 +19,14 @@ from harness.db import DB_TRANSIENT
 from harness.helm import Release
 from harness.kube import container_status, exec_in_pod, wait_until
 
+log = logging.getLogger(__name__)
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROWS_PER_BATCH = 64
 BATCHES = 32  # 2048 rows of 64 KiB: about 130 MB of table data
+# A clone without progress for this long is abandoned (well inside the frozen donor's liveness budget).
+STALL_SECONDS = 20
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -30,7 +38,7 @@ def _mysql_only(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def release_values() -> dict[str, str]:
     """Two pods to start with; clones slow enough to be caught in the middle."""
-    return {"replicaCount": "2", "clone.maxBandwidthMiB": "4"}
+    return {"replicaCount": "2", "clone.maxBandwidthMiB": "4", "clone.stallSeconds": str(STALL_SECONDS)}
 
 
 def clone_in_progress(release: Release, pod: str) -> str | None:
@@ -85,6 +93,45 @@ def test_a_clone_whose_donor_dies_mid_copy_fails_over_to_another_donor(release: 
     restarted = container_status(core.read_namespaced_pod(release.pod(1), namespace), "mysql")
     assert restarted.restart_count > server.restart_count, "mysql-1's server was not killed"
     assert db.replication_running(release.pod(2)), db.replica_status(release.pod(2))
+    release.assert_replicas_match_primary(table)
+
+
+def test_b_a_clone_whose_donor_freezes_mid_copy_fails_over_to_another_donor(
+    release: Release, table: str
+) -> None:
+    """SIGSTOP of mysql-1's server during mysql-2's re-clone (claim and pod deleted): its connection
+    stays open and silent; after clone.stallSeconds without progress mysql-2 abandons it and clones
+    mysql-0 instead."""
+    core, namespace, cluster = release.kube.core, release.namespace, release.cluster
+    release.db.query(release.primary, f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+    release.db.query(release.primary, f"INSERT INTO {table} VALUES (1), (2), (3)")
+    claim = f"data-{release.pod(2)}"
+    core.delete_namespaced_persistent_volume_claim(claim, namespace)
+    core.delete_namespaced_pod(release.pod(2), namespace)
+    donor = core.read_namespaced_pod(release.pod(1), namespace)
+    server = container_status(donor, "mysql")
+    stage = wait_until(
+        lambda: clone_in_progress(release, release.pod(2)), timeout=300, interval=1,
+        what="mysql-2's clone copying data",
+    )  # fmt: skip
+    cluster.kill_container(donor.spec.node_name, server.container_id, "STOP")
+    try:
+        release.wait_rolled_out(replicas=3)
+    finally:
+        try:
+            cluster.kill_container(donor.spec.node_name, server.container_id, "CONT")
+        except Exception as e:  # its liveness probe may have restarted it already
+            log.info("mysql-1's frozen server was already gone: %s", e)
+    clone_log = cluster.kubectl(
+        "logs", release.pod(2), "--container", "clone", "--namespace", namespace
+    ).stdout
+    assert f"cloning from {release.host(1)}:3306" in clone_log, clone_log
+    assert f"clone from {release.host(1)} moved no data for" in clone_log, (
+        f"the clone did not notice the frozen donor (it was at {stage}):\n{clone_log}"
+    )
+    assert f"datadir cloned from {release.host(0)}" in clone_log, clone_log
+    release.wait_rolled_out(replicas=3)
+    assert release.db.replication_running(release.pod(2)), release.db.replica_status(release.pod(2))
     release.assert_replicas_match_primary(table)
 
 

@@ -15,6 +15,7 @@ a rebuild), h (an empty primary taking writes).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from harness.kube import (
     statefulset_rolled_out,
     wait_until,
 )
-from harness.workload import TABLE, Ledger, Outcome, Workload, record_row
+from harness.workload import TABLE, Ledger, Outcome, Workload, connection_hog, record_row
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ RESULTS = ARTIFACTS / "faults.md"
 PODS = 3
 ACKS = 20  # acknowledged writes wanted before the fault and again after recovery
 RECOVERY_TIMEOUT = 420.0
+# The release's max_connections (few, so that one client pod can take them all) and how old a
+# replica's data may be before it leaves mysql-read (seconds).
+MAX_CONNECTIONS = 40
+MAX_LAG_SECONDS = 10
+# How long the connection hog holds every connection of the primary.
+HOG_HOLD_SECONDS = 45
 # A replica whose primary cannot serve it for a reason other than purged binlogs (error 1236, e.g.
 # it holds GTIDs the primary lacks) is left to a human by the chart: give up after this long.
 STUCK_REPLICATION_SECONDS = 90.0
@@ -57,8 +64,12 @@ Predicate = Callable[[], object]
 
 @pytest.fixture(scope="module")
 def release_values() -> dict[str, str]:
-    """A primary and two replicas."""
-    return {"replicaCount": str(PODS)}
+    """A primary and two replicas, few connections, a short lag bound."""
+    return {
+        "replicaCount": str(PODS),
+        "config": f"[mysqld]\nmax_connections = {MAX_CONNECTIONS}",
+        "readiness.maxLagSeconds": str(MAX_LAG_SECONDS),
+    }
 
 
 class ReplicationStuck(AssertionError):
@@ -259,6 +270,200 @@ def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Wo
     return rebuilt
 
 
+def exhaust_connections(release: Release, load: Workload) -> Predicate:
+    """A client pod takes every connection of the primary (more than max_connections, as root: the
+    one the server keeps for admins too) and holds them HOG_HOLD_SECONDS. No pod may leave its
+    Service meanwhile: the probes and the primary's heartbeat do not need those connections."""
+    core, namespace = release.kube.core, release.namespace
+    hog = connection_hog(release, MAX_CONNECTIONS + 10, HOG_HOLD_SECONDS)
+    started_at = int(time.time())
+    hog.start()
+    try:
+        wait_until(
+            lambda: "ERROR 1040" in hog.log() or Pending(hog.log().strip().splitlines()[-1:]),
+            timeout=60, what="the primary refusing connections (error 1040)",
+        )  # fmt: skip
+
+        def released() -> object:
+            pod = core.read_namespaced_pod(hog.name, namespace)
+            return pod.status.phase in ("Succeeded", "Failed") or Pending(pod_summary(pod))
+
+        wait_until(released, timeout=HOG_HOLD_SECONDS + 60, what="the hog's connections released")
+        outcome = hog.log().split()
+        log.info(
+            "hog: %d connections held, %d refused at first", outcome.count("held"), outcome.count("refused")
+        )
+    finally:
+        hog.delete()
+    refused = [a for a in load.ledger().attempts if a.at >= started_at and "ERROR 1040" in a.detail]
+    assert refused, "the writer was never refused: the primary's connections were not all taken"
+    log.info("the writer was refused %d times (too many connections)", len(refused))
+    left = {}
+    for name in release.pods():
+        pod = core.read_namespaced_pod(name, namespace)
+        ready = next(c for c in pod.status.conditions if c.type == "Ready")
+        if ready.status != "True" or ready.last_transition_time.timestamp() >= started_at:
+            left[name] = f"Ready {ready.status} since {ready.last_transition_time}"
+    assert not left, f"pods left their Service while the primary's connections were exhausted: {left}"
+    return lambda: True
+
+
+# Seconds between readiness checks (the chart's default) and how much later than maxLagSeconds plus
+# one of them a stale replica may still answer through mysql-read: the heartbeat's own second, the
+# probe's run, and the Service's endpoints following the pod's readiness.
+PROBE_PERIOD = 5
+STALE_SLACK = 5
+
+
+def not_ready_since(release: Release, ordinal: int) -> float | Pending:
+    """When pod `ordinal` turned unready (its Ready condition's transition), once it is."""
+    pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+    ready = next(c for c in pod.status.conditions or [] if c.type == "Ready")
+    if ready.status == "True":
+        return Pending(f"{pod_summary(pod)}")
+    return ready.last_transition_time.timestamp()
+
+
+def leaves_mysql_read(release: Release, ordinal: int, cause_at: float, because: str) -> None:
+    """Pod `ordinal` turns unready within MAX_LAG_SECONDS + PROBE_PERIOD (+ slack) of `cause_at`,
+    its readiness probe saying `because`."""
+    bound = MAX_LAG_SECONDS + PROBE_PERIOD + STALE_SLACK
+    since = wait_until(
+        lambda: not_ready_since(release, ordinal), timeout=bound + 30, interval=1,
+        what=f"mysql-{ordinal} out of mysql-read",
+    )  # fmt: skip
+    said = wait_until(
+        lambda: readiness_says(release, ordinal, because), timeout=60,
+        what=f"mysql-{ordinal}'s readiness saying '{because}'", transient=DB_TRANSIENT,
+    )  # fmt: skip
+    log.info("mysql-%d unready %.0fs after the fault: %s", ordinal, since - cause_at, said)
+    assert since - cause_at <= bound, (
+        f"mysql-{ordinal} left mysql-read {since - cause_at:.0f}s after the fault"
+    )
+
+
+def partition_from_primary(release: Release, ordinal: int) -> Predicate:
+    """Every packet between replica `ordinal` and the primary dropped, silently (its I/O thread keeps
+    saying Yes; clients still reach it): it leaves mysql-read once its data is MAX_LAG_SECONDS old;
+    the link is then restored, and it reconnects and catches up on its own."""
+    core, namespace = release.kube.core, release.namespace
+    primary_ip = core.read_namespaced_pod(release.primary, namespace).status.pod_ip
+    pod = core.read_namespaced_pod(release.pod(ordinal), namespace)
+    server = container_status(pod, "mysql")
+    release.cluster.drop_packets(pod.spec.node_name, server.container_id, primary_ip)
+    cut_at = time.time()
+    try:
+        leaves_mysql_read(release, ordinal, cut_at, "old (max")
+    finally:
+        release.cluster.drop_packets(pod.spec.node_name, server.container_id, primary_ip, drop=False)
+    return lambda: (
+        pod_is_ready(core.read_namespaced_pod(release.pod(ordinal), namespace))
+        or Pending(f"mysql-{ordinal} not ready again")
+    )
+
+
+def stop_sql_thread(release: Release, ordinal: int) -> Predicate:
+    """Replica `ordinal`'s SQL thread stopped (by hand, or an error in a transaction): it leaves
+    mysql-read at its next probe, naming the thread; the chart leaves the thread to a human (it may
+    be stopped on purpose); started again, the replica catches up."""
+    stop, start = (
+        ("STOP SLAVE SQL_THREAD", "START SLAVE SQL_THREAD")
+        if release.db.flavor.name == "mariadb"
+        else ("STOP REPLICA SQL_THREAD", "START REPLICA SQL_THREAD")
+    )
+    pod = release.pod(ordinal)
+    release.db.query(pod, stop)
+    stopped_at = time.time()
+    leaves_mysql_read(release, ordinal, stopped_at, "SQL thread is not running")
+    release.db.query(pod, start)
+    namespace, core = release.namespace, release.kube.core
+    return lambda: pod_is_ready(core.read_namespaced_pod(pod, namespace)) or Pending(f"{pod} not ready again")
+
+
+# Shell run on the node. $1: a volume's directory, $2: MiB of room. Moves the volume's content onto a
+# tmpfs of its size plus the room, mounted over the directory (owner and mode kept): a small disk.
+SHRINK_VOLUME = """
+dir=$1 room=$2 keep=/var/tmp/faults-volume
+used=$(du -sm "$dir" | cut -f1)
+owner=$(stat -c %u:%g "$dir") mode=$(stat -c %a "$dir")
+rm -rf "$keep" && mkdir -p "$keep" && cp -a "$dir/." "$keep/"
+mount -t tmpfs -o "size=$((used + room))m,mode=$mode" tmpfs "$dir"
+chown "$owner" "$dir"
+cp -a "$keep/." "$dir/" && rm -rf "$keep"
+df -m "$dir" | tail -n1
+"""
+# $1: the directory. Moves the content back onto the node's disk.
+RESTORE_VOLUME = """
+dir=$1 keep=/var/tmp/faults-volume
+rm -rf "$keep" && mkdir -p "$keep" && cp -a "$dir/." "$keep/"
+umount "$dir"
+cp -a "$keep/." "$dir/" && rm -rf "$keep"
+"""
+# $1: the directory. Takes every free byte.
+FILL_VOLUME = """
+free=$(df -k "$1" | tail -n1 | awk '{print $4}')
+fallocate -l "$((free * 1024))" "$1/faults-filler" || fallocate -l "$(((free - 4) * 1024))" "$1/faults-filler"
+df -k "$1" | tail -n1
+"""
+
+
+def scale(release: Release, pods: int) -> None:
+    """kubectl scale the StatefulSet to `pods` and wait until exactly those pods run, Ready."""
+    release.cluster.kubectl(
+        "scale", "statefulset", release.name, "-n", release.namespace, f"--replicas={pods}"
+    )
+
+    wanted = [release.pod(i) for i in range(pods)]
+
+    def settled() -> object:
+        names = sorted(p.metadata.name for p in release.kube.pods(release.namespace))
+        servers = [n for n in names if re.fullmatch(rf"{release.name}-\d+", n)]
+        return servers == wanted or Pending(f"pods: {servers}")
+
+    wait_until(settled, timeout=300, what=f"{pods} pods")
+    if pods:
+        release.wait_rolled_out(replicas=pods)
+
+
+def shrink_volume(release: Release, ordinal: int, room_mib: int) -> tuple[str, str]:
+    """Put the last pod's volume on a small disk (room_mib free): the pod stops meanwhile.
+    Returns (node, directory) for fill and restore."""
+    assert ordinal == PODS - 1, "only the last pod can be stopped alone"
+    node = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace).spec.node_name
+    path = claim_host_path(release, ordinal)
+    scale(release, PODS - 1)
+    log.info(
+        "volume of %s: %s",
+        release.pod(ordinal),
+        release.cluster.on_node(node, SHRINK_VOLUME, path, str(room_mib)).strip(),
+    )
+    scale(release, PODS)
+    return node, path
+
+
+def restore_volume(release: Release, node: str, path: str) -> None:
+    """Back onto the node's disk; every pod Ready again."""
+    scale(release, PODS - 1)
+    release.cluster.on_node(node, RESTORE_VOLUME, path)
+    scale(release, PODS)
+
+
+def fill_volume(release: Release, ordinal: int, node: str, path: str) -> Predicate:
+    """Replica `ordinal`'s volume fills up: its server waits for room instead of failing, it leaves
+    mysql-read once its data is MAX_LAG_SECONDS old; room is then made, and it catches up."""
+    core, namespace = release.kube.core, release.namespace
+    log.info("filled: %s", release.cluster.on_node(node, FILL_VOLUME, path).strip())
+    filled_at = time.time()
+    try:
+        leaves_mysql_read(release, ordinal, filled_at, "old (max")
+    finally:
+        release.cluster.on_node(node, 'rm -f "$1/faults-filler"', path)
+    return lambda: (
+        pod_is_ready(core.read_namespaced_pod(release.pod(ordinal), namespace))
+        or Pending(f"mysql-{ordinal} not ready again")
+    )
+
+
 # --- the scenario ------------------------------------------------------------------------------------
 
 
@@ -349,16 +554,8 @@ def final_check(release: Release, ledger: Ledger, gtid_timeout: float) -> list[s
         )
 
     def converged() -> object:
-        # The primary's heartbeat commits every second: each replica holds the primary's set read
-        # before it, and the primary's set read after holds each replica's (no errant transaction).
-        before = db.gtid_executed(release.primary)
-        sets = {pod: db.gtid_executed(pod) for pod in release.replicas()}
-        after = db.gtid_executed(release.primary)
-        behind = {p: g for p, g in sets.items() if not db.gtid_contains(release.primary, g, before)}
-        errant = {p: g for p, g in sets.items() if not db.gtid_contains(release.primary, after, g)}
-        if behind or errant:
-            return Pending(f"primary {before} .. {after}; behind {behind}; errant {errant}")
-        return True
+        diverged = release.gtid_divergence()
+        return Pending(diverged) if diverged else True
 
     try:
         wait_until(
@@ -400,8 +597,9 @@ def record(fault: str, flavor: str, ledger: Ledger, recovery: Recovery) -> None:
 
 def survive(
     release: Release, settings: Settings, fault: str, inject: Callable[[Workload], Predicate]
-) -> None:
-    """Run fault under load, record its row, then assert: nothing lost or duplicated, replicas converge."""
+) -> Ledger:
+    """Run fault under load, record its row, then assert: nothing lost or duplicated, replicas converge.
+    Returns the ledger for the fault's own checks."""
     load = Workload(release)
     load.start()
     try:
@@ -440,6 +638,15 @@ def survive(
     if recovery.error is not None:
         raise recovery.error
     assert not problems, "\n".join(problems)
+    return ledger
+
+
+def assert_reads_fresh(ledger: Ledger) -> None:
+    """No read through mysql-read returned data older than maxLagSeconds plus one probe period (+ slack)."""
+    bound = MAX_LAG_SECONDS + PROBE_PERIOD + STALE_SLACK
+    assert ledger.worst_staleness() <= bound, (
+        f"a read was {ledger.worst_staleness():.1f}s stale (bound {bound}s)"
+    )
 
 
 # --- the matrix, in order ----------------------------------------------------------------------------
@@ -494,3 +701,44 @@ def test_h_deleting_the_primarys_claim_and_pod(release: Release, settings: Setti
     survive(
         release, settings, "h. delete PVC+pod mysql-0 (primary)", lambda _: delete_claim_and_pod(release, 0)
     )
+
+
+def test_i_every_connection_of_the_primary_taken(release: Release, settings: Settings) -> None:
+    """A client holds every connection of mysql-0 (max_connections and the admin's spare): writes
+    are refused, but mysql-0 stays in mysql-primary and the replicas in mysql-read."""
+    survive(
+        release, settings, "i. every connection of primary mysql-0 taken",
+        lambda load: exhaust_connections(release, load),
+    )  # fmt: skip
+
+
+def test_j_a_replica_silently_cut_off_from_the_primary(release: Release, settings: Settings) -> None:
+    """Packets between mysql-2 and mysql-0 dropped: mysql-2 leaves mysql-read within maxLagSeconds
+    plus one probe period (reads never older than that), and catches up once the link is back."""
+    ledger = survive(
+        release, settings, "j. silent partition of replica mysql-2 from the primary",
+        lambda _: partition_from_primary(release, 2),
+    )  # fmt: skip
+    assert_reads_fresh(ledger)
+
+
+def test_k_a_stopped_sql_thread(release: Release, settings: Settings) -> None:
+    """mysql-1's SQL thread stopped: it leaves mysql-read at the next probe; started again, it catches up."""
+    ledger = survive(
+        release, settings, "k. SQL thread stopped on replica mysql-1", lambda _: stop_sql_thread(release, 1)
+    )
+    assert_reads_fresh(ledger)
+
+
+def test_l_a_replicas_volume_full(release: Release, settings: Settings) -> None:
+    """mysql-2's volume (a small disk for the test) fills up: it leaves mysql-read, the others go on;
+    once room is made it catches up with every write."""
+    node, path = shrink_volume(release, 2, room_mib=64)
+    try:
+        ledger = survive(
+            release, settings, "l. volume of replica mysql-2 full",
+            lambda _: fill_volume(release, 2, node, path),
+        )  # fmt: skip
+    finally:
+        restore_volume(release, node, path)
+    assert_reads_fresh(ledger)

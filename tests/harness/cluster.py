@@ -266,12 +266,35 @@ class Cluster:
             raise RuntimeError(f"crictl gave no process id for container {cid} on {node}: {pid!r}")
         return pid
 
-    def kill_container(self, node: str, container_id: str) -> None:
-        """SIGKILL the main process of a container on a kind node, as a crash or the OOM killer would."""
+    def kill_container(self, node: str, container_id: str, signal: str = "KILL") -> None:
+        """Send `signal` to the main process of a container on a kind node: KILL as a crash or the OOM
+        killer would, STOP to freeze it (CONT thaws it)."""
         pid = self._container_pid(node, container_id)
-        run(["docker", "exec", node, "kill", "-KILL", pid], env=self.env, timeout=60)
+        run(["docker", "exec", node, "kill", f"-{signal}", pid], env=self.env, timeout=60)
         short = container_id.removeprefix("containerd://")[:12]
-        log.info("killed process %s (container %s) on node %s", pid, short, node)
+        log.info("sent SIG%s to process %s (container %s) on node %s", signal, pid, short, node)
+
+    def drop_packets(self, node: str, container_id: str, peer: str, *, drop: bool = True) -> None:
+        """Partition a pod from the address `peer`, silently: every packet between them is dropped
+        (iptables in the network namespace of the container's process, entered from the node), as a
+        dead link would, with no reset; drop=False lifts it. The pod still reaches everything else."""
+        pid = self._container_pid(node, container_id)
+        op = "-I" if drop else "-D"
+        script = (
+            f'nsenter -t "$1" -n iptables {op} INPUT -s "$2" -j DROP && '
+            f'nsenter -t "$1" -n iptables {op} OUTPUT -d "$2" -j DROP'
+        )
+        run(["docker", "exec", node, "sh", "-c", script, "sh", pid, peer], env=self.env, timeout=60)
+        what = "dropping" if drop else "passing"
+        log.info("%s every packet between process %s (on %s) and %s", what, pid, node, peer)
+
+    def on_node(self, node: str, script: str, *args: str, timeout: float = 300) -> str:
+        """Run a sh script (arguments $1...) as root on a kind node; its stdout."""
+        if self.settings.existing_cluster:
+            raise RuntimeError("running a script on a node needs the kind cluster's nodes (docker exec)")
+        return run(
+            ["docker", "exec", node, "sh", "-euc", script, "sh", *args], env=self.env, timeout=timeout
+        ).stdout
 
     def kill_container_when_file_appears(
         self, node: str, container_id: str, path: str, timeout: float = 300

@@ -132,27 +132,34 @@ class Release:
     # --- consistency ------------------------------------------------------------------------------
 
     def assert_replicas_match_primary(self, table: str) -> None:
-        """Every replica applies the primary's GTIDs and holds no other (errant) transaction, and table
-        has the same checksum everywhere.
-
-        The primary's heartbeat commits every second, so GTID sets are compared as a sandwich: each
-        replica contains the primary's set read before, and the primary's set read after contains it.
-        """
+        """Every replica applies the primary's GTIDs and holds no other (errant) transaction
+        (gtid_divergence), and table has the same checksum everywhere."""
         db = self.db
         before = db.gtid_executed(self.primary)
         expected_sum = db.checksum(self.primary, table)
         assert expected_sum is not None, f"{table} is missing on the primary"
         for pod in self.replicas():
             db.wait_for_gtid(pod, before)
-        gtids = {pod: db.gtid_executed(pod) for pod in self.replicas()}
-        after = db.gtid_executed(self.primary)
-        behind = [pod for pod, g in gtids.items() if not db.gtid_contains(self.primary, g, before)]
-        errant = [pod for pod, g in gtids.items() if not db.gtid_contains(self.primary, after, g)]
-        assert not behind and not errant, (
-            f"GTID sets: primary {before!r} .. {after!r}, replicas {gtids}; behind {behind}, errant {errant}"
-        )
+        diverged = self.gtid_divergence()
+        assert not diverged, f"GTID sets: {diverged}"
         sums = {pod: db.checksum(pod, table) for pod in self.pods()}
         assert all(s == expected_sum for s in sums.values()), f"checksums of {table} differ: {sums}"
+
+    def gtid_divergence(self) -> str:
+        """Empty when every replica holds the primary's transactions and no other; else what differs.
+
+        The primary's heartbeat commits every second, so the sets are compared as a sandwich: each
+        replica contains the primary's set read before it, and the primary's set read after contains it.
+        """
+        db = self.db
+        before = db.gtid_executed(self.primary)
+        sets = {pod: db.gtid_executed(pod) for pod in self.replicas()}
+        after = db.gtid_executed(self.primary)
+        behind = {p: g for p, g in sets.items() if not db.gtid_contains(self.primary, g, before)}
+        errant = {p: g for p, g in sets.items() if not db.gtid_contains(self.primary, after, g)}
+        if behind or errant:
+            return f"primary {before!r} .. {after!r}; behind {behind}; errant {errant}"
+        return ""
 
     # --- clients ----------------------------------------------------------------------------------
 

@@ -92,6 +92,30 @@ while :; do
 done
 """
 
+# $1 client, $2 host, $3 connections, $4 seconds. Opens the connections at once, each holding a
+# SLEEP until the end, as an application with a leaking pool would; a refused one retries every
+# 0.2 s, so a connection freed by anyone else is taken at once. Prints `refused N <error>` on a
+# connection's first refusal and `held N` when it ends; exits after `seconds`.
+HOG_SCRIPT = r"""
+client=$1 host=$2 count=$3 hold=$4
+end=$((SECONDS + hold))
+for ((i = 1; i <= count; i++)); do
+  (
+    refused=0
+    while ((SECONDS < end)); do
+      sql="SELECT SLEEP($((end - SECONDS)))"
+      if out=$("$client" -h "$host" -uroot --connect-timeout=5 -N -B -e "$sql" 2>&1); then
+        echo "held $i"
+        exit 0
+      fi
+      ((refused++)) || echo "refused $i $(printf '%s\n' "$out" | head -n1)"
+      sleep 0.2
+    done
+  ) &
+done
+wait
+"""
+
 
 class Outcome(StrEnum):
     """What a write attempt is known to have done."""
@@ -452,6 +476,18 @@ class Workload:
             )
 
         return wait_until(enough, timeout=timeout, interval=2, what=f"{count} writes acknowledged")
+
+
+def connection_hog(release: Release, connections: int, hold_seconds: int) -> WorkloadPod:
+    """A pod (not started yet) opening `connections` to `<release>-primary` as root, each held
+    `hold_seconds`, then exiting."""
+    return WorkloadPod(
+        release,
+        "hog",
+        f"{release.name}-faults-hog-{uuid.uuid4().hex[:5]}",
+        HOG_SCRIPT,
+        [release.flavor.client, f"{release.name}-primary", str(connections), str(hold_seconds)],
+    )
 
 
 # --- the results table ------------------------------------------------------------------------------
