@@ -47,9 +47,8 @@ main() {
   tmp=$MY_CNF.tmp
   {
     cat "$SCRIPTS/server.cnf"
-    # server-id 0 is reserved and refuses replication, hence the offset.
     printf '\n# identity of %s (ordinal %s, %s)\n[mysqld]\nserver-id = %d\nreport_host = %s.%s\n\n' \
-      "$HOSTNAME" "$ord" "$role" $((100 + ord)) "$HOSTNAME" "${SERVICE_NAME:?SERVICE_NAME is required}"
+      "$HOSTNAME" "$ord" "$role" $((SERVER_ID_BASE + ord)) "$HOSTNAME" "${SERVICE_NAME:?SERVICE_NAME is required}"
     cat "$SCRIPTS/$role.cnf"
     replication_cnf "$role"
     # User settings come last so they win.
@@ -58,7 +57,7 @@ main() {
     printf '\n'
   } >"$tmp"
   mv "$tmp" "$MY_CNF"
-  log "wrote $MY_CNF for $HOSTNAME as $role (server-id $((100 + ord)))"
+  log "wrote $MY_CNF for $HOSTNAME as $role (server-id $((SERVER_ID_BASE + ord)))"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then main "$@"; fi

@@ -32,6 +32,9 @@ ERRANT_MARK=${SOCKET%/*}/errant-transactions
 SERVER_PARKED=${SOCKET%/*}/server-parked
 # The primary's sidecar stamps this row every second (UTC); a replica's data is as old as its copy.
 HEARTBEAT_TABLE=mysql_chart.heartbeat
+# Every pod's server-id is this plus its ordinal (0 is reserved and refuses replication): the
+# primary's is SERVER_ID_BASE itself, which MariaDB GTIDs (domain-server-seq) name.
+SERVER_ID_BASE=100
 # MySQL: a server's GTID set on one line (the server breaks long sets over lines).
 GTID_EXECUTED_SQL="SELECT REPLACE(@@global.gtid_executed, '\n', '');"
 
@@ -105,22 +108,36 @@ sql_remote() {
 # every connection. Accounts reach it as USER@127.0.0.1 (admin_accounts_sql).
 ADMIN_PORT=${ADMIN_PORT:-33062}
 
+# usage: bounded COMMAND... -- COMMAND, killed after LOCAL_TIMEOUT seconds when that is set
+# (exit 124). The probes set it: a frozen server completes TCP handshakes (the kernel does) but
+# never greets, and a client blocked on it would outlive the probe and hang the kubelet's exec.
+bounded() {
+  if [[ -n ${LOCAL_TIMEOUT:-} ]]; then timeout "$LOCAL_TIMEOUT" "$@"; else "$@"; fi
+}
+
 # usage: local_sql USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- SQL on the local server through the
 # admin port; through the socket when that fails (a server or account of an older chart version,
-# until the primary's sidecar has made the account). For statements that may safely run twice.
+# until the primary's sidecar has made the account), unless it timed out. For statements that may
+# safely run twice.
 local_sql() {
-  local user=$1 password=$2 input
+  local user=$1 password=$2 input rc=0
   shift 2
   input=$(cat)
-  "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host=127.0.0.1 \
-    --port="$ADMIN_PORT" --connect-timeout=5 --batch --skip-column-names "$@" <<<"$input" 2>/dev/null ||
-    sql "$user" "$password" "$@" <<<"$input"
+  bounded "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP \
+    --host=127.0.0.1 --port="$ADMIN_PORT" --connect-timeout=5 --batch --skip-column-names "$@" \
+    <<<"$input" 2>/dev/null || rc=$?
+  ((rc != 0 && rc != 124)) || return "$rc"
+  bounded "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --batch --skip-column-names \
+    "$@" <<<"$input"
 }
 
 # usage: local_ping USER PASSWORD -- succeeds when the local server answers (admin port, else socket)
 local_ping() {
-  "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2") --protocol=TCP --host=127.0.0.1 \
-    --port="$ADMIN_PORT" --connect-timeout=5 ping >/dev/null 2>&1 || ping_server "$1" "$2"
+  local rc=0
+  bounded "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2") --protocol=TCP --host=127.0.0.1 \
+    --port="$ADMIN_PORT" --connect-timeout=5 ping >/dev/null 2>&1 || rc=$?
+  ((rc != 0 && rc != 124)) || return "$rc"
+  bounded "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 ping >/dev/null 2>&1
 }
 
 # usage: admin_accounts_sql PROBE_PASSWORD -> idempotent SQL: the probe account on the admin

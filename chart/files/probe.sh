@@ -11,6 +11,9 @@ set -euo pipefail
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 
 PROBE_USER=probe
+# Each client call ends within this many seconds (lib.sh bounded): the probe exits even when the
+# server is frozen, so the kubelet sees the failure instead of waiting on it.
+LOCAL_TIMEOUT=${PROBE_CLIENT_SECONDS:-2}
 
 # usage: check_alive -- the server answers a ping
 check_alive() {

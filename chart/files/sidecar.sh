@@ -132,17 +132,21 @@ reclone() {
 # usage: errant_gtids -> the transactions this replica has that the primary lacks (empty: none);
 # fails when a server does not answer
 errant_gtids() {
-  local mine theirs binlog_pos slave_pos
+  local mine theirs binlog_pos slave_pos part
   if [[ $FLAVOR == mariadb ]]; then
     # A MariaDB position cannot name another server's history: a write made here shows as this
-    # server's binlog position ahead of the position replicated from the primary (and
-    # gtid_strict_mode stops replication at the primary's next transaction in that domain); a
-    # history the primary lacks, as a position ahead of the primary's.
+    # server's binlog position ahead of the position replicated from the primary, under another
+    # server-id than the primary's (a replicated transaction is binlogged a moment, or while the
+    # disk is full a long time, before gtid_slave_pos advances; gtid_strict_mode stops
+    # replication at the primary's next transaction in that domain); a history the primary
+    # lacks, as a position ahead of the primary's.
     IFS=$'\t' read -r binlog_pos slave_pos mine < <(root_sql \
       <<<"SELECT @@global.gtid_binlog_pos, @@global.gtid_slave_pos, @@global.gtid_current_pos;") || return 1
     theirs=$(sql_remote "$PRIMARY_HOST" replication "$MYSQL_REPLICATION_PASSWORD" \
       <<<"SELECT @@global.gtid_binlog_pos;") || return 1
-    position_ahead "$binlog_pos" "$slave_pos"
+    for part in $(position_ahead "$binlog_pos" "$slave_pos"); do
+      [[ $part == *-"$SERVER_ID_BASE"-* ]] || printf '%s\n' "$part"
+    done
     position_ahead "$mine" "$theirs"
     return 0
   fi

@@ -17,7 +17,7 @@ import pytest
 from harness.cluster import Settings
 from harness.db import DB_TRANSIENT
 from harness.helm import Release
-from harness.kube import container_status, exec_in_pod, wait_until
+from harness.kube import container_status, exec_in_pod, pod_is_ready, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,12 @@ def test_b_a_clone_whose_donor_freezes_mid_copy_fails_over_to_another_donor(
     )  # fmt: skip
     cluster.kill_container(donor.spec.node_name, server.container_id, "STOP")
     try:
+        # Its probes end on their own (a client blocked on a frozen server would hang them): it
+        # leaves mysql-read at the next readiness check.
+        wait_until(
+            lambda: not pod_is_ready(core.read_namespaced_pod(release.pod(1), namespace)), timeout=30,
+            interval=1, what="the frozen mysql-1 out of mysql-read",
+        )  # fmt: skip
         release.wait_rolled_out(replicas=3)
     finally:
         try:
@@ -130,8 +136,11 @@ def test_b_a_clone_whose_donor_freezes_mid_copy_fails_over_to_another_donor(
         f"the clone did not notice the frozen donor (it was at {stage}):\n{clone_log}"
     )
     assert f"datadir cloned from {release.host(0)}" in clone_log, clone_log
-    release.wait_rolled_out(replicas=3)
-    assert release.db.replication_running(release.pod(2)), release.db.replica_status(release.pod(2))
+    for pod in release.replicas():  # mysql-1 thawed, or restarted by its liveness probe
+        wait_until(
+            lambda pod=pod: release.db.replication_running(pod), timeout=300,
+            what=f"{pod} replicating", transient=DB_TRANSIENT,
+        )  # fmt: skip
     release.assert_replicas_match_primary(table)
 
 

@@ -94,7 +94,7 @@ done
 
 # $1 client, $2 host, $3 connections, $4 seconds. Opens the connections at once, each holding a
 # SLEEP until the end, as an application with a leaking pool would; a refused one retries every
-# 0.2 s, so a connection freed by anyone else is taken at once. Prints `refused N <error>` on a
+# second, so a connection freed by anyone else is soon taken again. Prints `refused N <error>` on a
 # connection's first refusal and `held N` when it ends; exits after `seconds`.
 HOG_SCRIPT = r"""
 client=$1 host=$2 count=$3 hold=$4
@@ -109,7 +109,7 @@ for ((i = 1; i <= count; i++)); do
         exit 0
       fi
       ((refused++)) || echo "refused $i $(printf '%s\n' "$out" | head -n1)"
-      sleep 0.2
+      sleep 1
     done
   ) &
 done
