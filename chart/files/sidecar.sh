@@ -191,7 +191,7 @@ serve_backups() {
 
 # usage: monitor ORDINAL -- watches the background jobs and, on a replica, fatal binlog errors
 monitor() {
-  local ord=$1 fatal=0 status _io _sql _lag errno error
+  local ord=$1 fatal=0 purged status _io _sql _lag errno error
   while true; do
     # Sleep in the background so that the TERM trap runs at once.
     sleep "$MONITOR_SECONDS" &
@@ -204,15 +204,21 @@ monitor() {
     read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
     # Only purged binlogs trigger a rebuild, and only of a replica whose transactions the primary
     # all has. Other fatal errors need a human: this replica may hold the only copy of that data.
+    purged=0
+    [[ ($errno == 1236 || $errno == 13114) && $error == *purged* ]] && purged=1
     if [[ -e $ERRANT_MARK ]]; then
-      fatal=0
-    elif [[ ($errno == 1236 || $errno == 13114) && $error == *purged* ]]; then
+      if ((purged && fatal == 0)); then
+        warn "the primary purged binlogs this replica needs, but it holds transactions the primary" \
+          "lacks: not rebuilding it (see the errant transactions warning)"
+      fi
+      fatal=$purged
+    elif ((purged)); then
       fatal=$((fatal + 1))
       warn "the primary cannot serve the binlogs this replica needs (error $errno, $fatal/$RECLONE_AFTER_CHECKS)"
     else
       fatal=0
     fi
-    if ((fatal >= RECLONE_AFTER_CHECKS)); then
+    if ((fatal >= RECLONE_AFTER_CHECKS)) && [[ ! -e $ERRANT_MARK ]]; then
       reclone
       wait_for_server
       configure_replication

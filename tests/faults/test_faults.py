@@ -169,11 +169,26 @@ def readiness_says(release: Release, ordinal: int, *words: str) -> object:
     return Pending(f"probe rc {result.rc}: {result.stderr.strip()[-300:]}")
 
 
-def errant_then_discarded(release: Release) -> Predicate:
-    """An errant write on mysql-1: it turns unready naming the transaction; mysql-2, rebuilt from
-    scratch, does not clone it (mysql-1 is its first choice of donor); then mysql-1's copy is
-    discarded the documented way (claim and pod deleted) and it re-clones a healthy peer."""
-    namespace = release.namespace
+# The sidecar rebuilds a replica after 3 checks 10 s apart that saw purged binlogs. mysql-1 and
+# mysql-2 start receiving together, so once mysql-2's rebuild is over, mysql-1's would have begun:
+# it is watched this much longer for a rebuild that must not come.
+REBUILD_WINDOW_SECONDS = 15
+
+
+def sidecar_log(release: Release, ordinal: int) -> str:
+    return release.cluster.kubectl(
+        "logs", release.pod(ordinal), "-c", "sidecar", "-n", release.namespace
+    ).stdout
+
+
+def errant_then_discarded(release: Release, load: Workload) -> Predicate:
+    """An errant write on mysql-1: it turns unready naming the transaction. Then mysql-1 and mysql-2
+    stop receiving while the primary purges the binlogs they need next; receiving again, both get
+    'purged' errors: mysql-2's sidecar rebuilds it in place, not from mysql-1 (its first choice of
+    donor); mysql-1's refuses to rebuild it (that would discard the errant transaction, perhaps the
+    only copy of that data). Last, mysql-1's copy is discarded the documented way (claim and pod
+    deleted) and it re-clones a healthy peer."""
+    db, core, namespace = release.db, release.kube.core, release.namespace
     if not errant_write(release, 1):
         return lambda: True
     said = wait_until(
@@ -181,16 +196,37 @@ def errant_then_discarded(release: Release) -> Predicate:
         timeout=120, what="mysql-1's readiness naming its errant transactions", transient=DB_TRANSIENT,
     )  # fmt: skip
     log.info("mysql-1: %s", said)
-    sidecar_log = release.cluster.kubectl("logs", release.pod(1), "-c", "sidecar", "-n", namespace).stdout
-    assert "transactions the primary lacks" in sidecar_log, sidecar_log[-2000:]
+    assert "transactions the primary lacks" in sidecar_log(release, 1), sidecar_log(release, 1)[-2000:]
+
+    mysql2_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
+    for ordinal in (1, 2):
+        db.query(release.pod(ordinal), "STOP REPLICA IO_THREAD")
+    load.wait_for_acks(5, since=time.time(), timeout=120)
+    wait_until(lambda: purge_binlogs(release), timeout=120, what="the primary's binlogs purged")
+    for ordinal in (1, 2):
+        db.query(release.pod(ordinal), "START REPLICA IO_THREAD")
+
+    def mysql2_rebuilt() -> object:
+        now = core.read_namespaced_pod(release.pod(2), namespace)
+        assert now.metadata.uid == mysql2_uid, "mysql-2 was recreated instead of rebuilt in place"
+        text = sidecar_log(release, 2)
+        if "replica rebuilt" not in text:
+            return Pending(f"mysql-2 not rebuilt yet: {text.strip().splitlines()[-1:]}")
+        return pod_is_ready(now) or Pending(pod_summary(now))
 
     wait_until(
-        delete_claim_and_pod(release, 2), timeout=RECOVERY_TIMEOUT, what="mysql-2 re-cloned",
-        transient=DB_TRANSIENT,
-    )  # fmt: skip
-    clone_log = release.cluster.kubectl("logs", release.pod(2), "-c", "clone", "-n", namespace).stdout
-    assert f"datadir cloned from {release.host(1)}" not in clone_log, clone_log[-3000:]
+        mysql2_rebuilt, timeout=RECOVERY_TIMEOUT, what="mysql-2 rebuilt in place", transient=DB_TRANSIENT
+    )
+    rebuild_log = sidecar_log(release, 2)
+    assert f"datadir cloned from {release.host(1)}" not in rebuild_log, rebuild_log[-3000:]
     assert not db_has_errant_row(release, 2), "mysql-2 cloned the errant write"
+
+    deadline = time.monotonic() + REBUILD_WINDOW_SECONDS
+    while time.monotonic() < deadline:  # an observation window: no rebuild may start in it
+        assert "shutting the server down for the rebuild" not in sidecar_log(release, 1), "mysql-1 rebuilt"
+        time.sleep(5)
+    assert db_has_errant_row(release, 1), "mysql-1 lost its errant write"
+    assert "not rebuilding it" in sidecar_log(release, 1), sidecar_log(release, 1)[-2000:]
     return delete_claim_and_pod(release, 1)
 
 
@@ -682,9 +718,13 @@ def test_e_deleting_a_replicas_claim_and_pod(release: Release, settings: Setting
 
 def test_f_an_errant_write_on_a_replica(release: Release, settings: Settings) -> None:
     """A write on mysql-1 the primary never had: mysql-1 leaves mysql-read naming it, is no donor,
-    and the documented discard (claim and pod deleted) brings it back clean. MariaDB refuses the
-    write from every account, which is checked instead."""
-    survive(release, settings, "f. errant write on replica mysql-1", lambda _: errant_then_discarded(release))
+    is not rebuilt when the binlogs it needs are purged, and the documented discard (claim and pod
+    deleted) brings it back clean. MariaDB refuses the write from every account, which is checked
+    instead."""
+    survive(
+        release, settings, "f. errant write on replica mysql-1",
+        lambda load: errant_then_discarded(release, load),
+    )  # fmt: skip
 
 
 def test_g_purged_binlogs_and_kill_9_as_the_rebuild_starts(release: Release, settings: Settings) -> None:
