@@ -113,7 +113,9 @@ reclone() {
   touch "$RECLONE_MARK"
   if ping_server root "$MYSQL_ROOT_PASSWORD"; then
     log "shutting the server down for the rebuild"
-    "$ADMIN_BIN" --defaults-file=<(client_cnf root "$MYSQL_ROOT_PASSWORD") shutdown || true
+    # The SHUTDOWN statement returns at once; `mysqladmin shutdown` would wait for the pid file to
+    # go, forever when the server is killed during the shutdown. The wait below is on SERVER_PARKED.
+    sql root "$MYSQL_ROOT_PASSWORD" <<<"SHUTDOWN;" || true
   fi
   # The server container restarts into server.sh, which parks while RECLONE_MARK exists and says
   # so; however the server ended (clean shutdown, killed during it), nothing runs on the datadir then.
