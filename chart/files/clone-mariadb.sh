@@ -54,12 +54,23 @@ donor_version() {
   return 1
 }
 
+# usage: report_progress HOST -- logs how much of HOST's stream STAGING holds, every 30 s, forever
+report_progress() {
+  local mib
+  while sleep 30; do
+    mib=$(du -sm "$STAGING" 2>/dev/null) || mib=0
+    log "stream from $1: ${mib%%[[:space:]]*} MiB received"
+  done
+}
+
 # usage: clone_from HOST -- streams, validates and prepares a backup of HOST into STAGING
 clone_from() {
-  local host=$1 checkpoints info binlog_info gtid version
+  local host=$1 checkpoints info binlog_info gtid version reporter rc=0
   rm -rf "$STAGING"
   mkdir -p "$STAGING"
   log "cloning from $host:$BACKUP_PORT (mariadb-backup stream)"
+  report_progress "$host" &
+  reporter=$!
   # The token goes first; ignoreeof keeps our sending side open after it, so socat never
   # half-closes and its -t timeout cannot cut a long stream. The donor closes when done; a donor
   # that sends nothing for STREAM_IDLE_SECONDS (frozen, partitioned) fails the clone (-T).
@@ -67,6 +78,11 @@ clone_from() {
     socat -t 5 -T "$STREAM_IDLE_SECONDS" 'STDIN,ignoreeof!!STDOUT' \
       "TCP:$host:$BACKUP_PORT,connect-timeout=10,keepalive,keepidle=60,keepintvl=10,keepcnt=6" |
     receive_stream "$STAGING"; then
+    rc=1
+  fi
+  kill "$reporter" 2>/dev/null || true
+  wait "$reporter" 2>/dev/null || true
+  if ((rc)); then
     warn "stream from $host failed"
     return 1
   fi

@@ -115,30 +115,25 @@ bounded() {
   if [[ -n ${LOCAL_TIMEOUT:-} ]]; then timeout "$LOCAL_TIMEOUT" "$@"; else "$@"; fi
 }
 
-# usage: local_sql USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- SQL on the local server through the
-# admin port; through the socket when that fails (a server or account of an older chart version,
-# until the primary's sidecar has made the account), unless it timed out. For statements that may
-# safely run twice.
-local_sql() {
-  local user=$1 password=$2 input rc=0
-  shift 2
+# usage: local_client CLIENT USER PASSWORD [ARGS...] -- CLIENT (mysql, mysqladmin) on the local
+# server through the admin port; through the socket when that fails (a server or account of an
+# older chart version, until the primary's sidecar has made the account), unless it timed out.
+# Both attempts get the same stdin: for statements that may safely run twice.
+local_client() {
+  local bin=$1 user=$2 password=$3 input rc=0
+  shift 3
   input=$(cat)
-  bounded "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP \
-    --host=127.0.0.1 --port="$ADMIN_PORT" --connect-timeout=5 --batch --skip-column-names "$@" \
-    <<<"$input" 2>/dev/null || rc=$?
+  bounded "$bin" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host=127.0.0.1 \
+    --port="$ADMIN_PORT" --connect-timeout=5 "$@" <<<"$input" 2>/dev/null || rc=$?
   ((rc != 0 && rc != 124)) || return "$rc"
-  bounded "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --batch --skip-column-names \
-    "$@" <<<"$input"
+  bounded "$bin" --defaults-file=<(client_cnf "$user" "$password") --connect-timeout=5 "$@" <<<"$input"
 }
 
-# usage: local_ping USER PASSWORD -- succeeds when the local server answers (admin port, else socket)
-local_ping() {
-  local rc=0
-  bounded "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2") --protocol=TCP --host=127.0.0.1 \
-    --port="$ADMIN_PORT" --connect-timeout=5 ping >/dev/null 2>&1 || rc=$?
-  ((rc != 0 && rc != 124)) || return "$rc"
-  bounded "$ADMIN_BIN" --defaults-file=<(client_cnf "$1" "$2") --connect-timeout=5 ping >/dev/null 2>&1
-}
+# usage: local_sql USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- SQL on the local server (local_client)
+local_sql() { local_client "$CLIENT_BIN" "$1" "$2" --batch --skip-column-names "${@:3}"; }
+
+# usage: local_ping USER PASSWORD -- succeeds when the local server answers (local_client)
+local_ping() { local_client "$ADMIN_BIN" "$1" "$2" ping </dev/null >/dev/null 2>&1; }
 
 # usage: admin_accounts_sql PROBE_PASSWORD -> idempotent SQL: the probe account on the admin
 # port (probe@localhost, the socket's, came first), and the right to use that port (MySQL)

@@ -6,14 +6,17 @@
 # and, on a replica, have applied every transaction it received (so that a primary recovering a
 # lost datadir from it gets every write a replica acknowledged), even while the primary is down.
 # Inputs (env): FLAVOR, HOSTNAME, BACKUP_TOKEN, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD,
-#   SOCAT_PEERADDR (set by socat).
+#   CLONE_MAX_BANDWIDTH_MIB (0: no cap), SOCAT_PEERADDR (set by socat).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 
 # usage: stream_backup -- writes a full backup of the local server to stdout
 stream_backup() {
-  local work
+  local work bandwidth=${CLONE_MAX_BANDWIDTH_MIB:-0} throttle=()
+  # --throttle counts copy operations of 1 MiB of InnoDB files per second (other files and the redo
+  # log are not capped).
+  if [[ $bandwidth =~ ^[1-9][0-9]*$ ]]; then throttle=(--throttle="$bandwidth"); fi
   work=$(mktemp -d /tmp/backup.XXXXXX)
   mkdir "$work/target"
   # shellcheck disable=SC2064 # expand now: the directory is fixed for this run
@@ -23,7 +26,7 @@ stream_backup() {
     client_cnf backup "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}"
   } >"$work/backup.cnf")
   # Backup tools read their option file more than once, so it is a 0600 file, not a pipe.
-  "$BACKUP_BIN" --defaults-file="$work/backup.cnf" --backup --stream=xbstream \
+  "$BACKUP_BIN" --defaults-file="$work/backup.cnf" --backup --stream=xbstream "${throttle[@]}" \
     --target-dir="$work/target"
 }
 

@@ -193,7 +193,7 @@ serve_backups() {
 
 # usage: monitor ORDINAL -- watches the background jobs and, on a replica, fatal binlog errors
 monitor() {
-  local ord=$1 fatal=0 purged status _io _sql _lag errno error
+  local ord=$1 fatal=0 warned=0 purged status _io _sql _lag errno error
   while true; do
     # Sleep in the background so that the TERM trap runs at once.
     sleep "$MONITOR_SECONDS" &
@@ -208,19 +208,20 @@ monitor() {
     # all has. Other fatal errors need a human: this replica may hold the only copy of that data.
     purged=0
     [[ ($errno == 1236 || $errno == 13114) && $error == *purged* ]] && purged=1
-    if [[ -e $ERRANT_MARK ]]; then
-      if ((purged && fatal == 0)); then
+    if ((!purged)); then
+      fatal=0 warned=0
+    elif [[ -e $ERRANT_MARK ]]; then
+      fatal=0
+      if ((!warned)); then
         warn "the primary purged binlogs this replica needs, but it holds transactions the primary" \
           "lacks: not rebuilding it (see the errant transactions warning)"
+        warned=1
       fi
-      fatal=$purged
-    elif ((purged)); then
+    else
       fatal=$((fatal + 1))
       warn "the primary cannot serve the binlogs this replica needs (error $errno, $fatal/$RECLONE_AFTER_CHECKS)"
-    else
-      fatal=0
     fi
-    if ((fatal >= RECLONE_AFTER_CHECKS)) && [[ ! -e $ERRANT_MARK ]]; then
+    if ((fatal >= RECLONE_AFTER_CHECKS)); then
       reclone
       wait_for_server
       configure_replication

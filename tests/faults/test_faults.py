@@ -36,6 +36,7 @@ from harness.kube import (
     pod_is_ready,
     pod_recreated_and_ready,
     pod_summary,
+    ready_condition,
     statefulset_rolled_out,
     wait_until,
 )
@@ -55,6 +56,9 @@ MAX_CONNECTIONS = 40
 MAX_LAG_SECONDS = 10
 # How long the connection hog holds every connection of the primary.
 HOG_HOLD_SECONDS = 45
+# Clones capped (MiB/s) so that a fault lands mid-copy, and abandoned after this long without progress.
+CLONE_MAX_BANDWIDTH_MIB = 4
+CLONE_STALL_SECONDS = 20
 # A replica whose primary cannot serve it for a reason other than purged binlogs (error 1236, e.g.
 # it holds GTIDs the primary lacks) is left to a human by the chart: give up after this long.
 STUCK_REPLICATION_SECONDS = 90.0
@@ -64,11 +68,13 @@ Predicate = Callable[[], object]
 
 @pytest.fixture(scope="module")
 def release_values() -> dict[str, str]:
-    """A primary and two replicas, few connections, a short lag bound."""
+    """A primary and two replicas, few connections, a short lag bound, slow clones with a short stall."""
     return {
         "replicaCount": str(PODS),
         "config": f"[mysqld]\nmax_connections = {MAX_CONNECTIONS}",
         "readiness.maxLagSeconds": str(MAX_LAG_SECONDS),
+        "clone.maxBandwidthMiB": str(CLONE_MAX_BANDWIDTH_MIB),
+        "clone.stallSeconds": str(CLONE_STALL_SECONDS),
     }
 
 
@@ -175,10 +181,24 @@ def readiness_says(release: Release, ordinal: int, *words: str) -> object:
 REBUILD_WINDOW_SECONDS = 15
 
 
+def ready_again(release: Release, ordinal: int) -> Predicate:
+    """Predicate: pod `ordinal` is Ready (again)."""
+
+    def ready() -> object:
+        pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+        return pod_is_ready(pod) or Pending(f"{pod_summary(pod)}: not ready again")
+
+    return ready
+
+
+def container_log(release: Release, ordinal: int, container: str) -> str:
+    """The log of a container of pod `ordinal` (empty while it has not started)."""
+    argv = ["logs", release.pod(ordinal), "-c", container, "-n", release.namespace]
+    return release.cluster.kubectl(*argv, check=False).stdout
+
+
 def sidecar_log(release: Release, ordinal: int) -> str:
-    return release.cluster.kubectl(
-        "logs", release.pod(ordinal), "-c", "sidecar", "-n", release.namespace
-    ).stdout
+    return container_log(release, ordinal, "sidecar")
 
 
 def errant_then_discarded(release: Release, load: Workload) -> Predicate:
@@ -276,19 +296,12 @@ def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Wo
     rebuild starts, mysql-2's server is killed with -9 (a stale pid file is left behind). The rebuild
     must still finish, and mysql-2 hold every write."""
     core, namespace = release.kube.core, release.namespace
-    scale = ["scale", "statefulset", release.name, "-n", namespace]
-    release.cluster.kubectl(*scale, "--replicas=2")
-
-    def gone() -> object:
-        names = [p.metadata.name for p in release.kube.pods(namespace) if p.metadata.name == release.pod(2)]
-        return not names or Pending("mysql-2 still exists")
-
-    wait_until(gone, timeout=180, what="mysql-2 stopped")
+    scale(release, PODS - 1)
     load.wait_for_acks(5, since=time.time(), timeout=120)
     current = wait_until(lambda: purge_binlogs(release), timeout=120, what="the primary's binlogs purged")
     log.info("purged the primary's binlogs up to %s", current)
     mark = f"{claim_host_path(release, 2)}/reclone-requested"
-    release.cluster.kubectl(*scale, "--replicas=3")
+    release.cluster.kubectl("scale", "statefulset", release.name, "-n", namespace, f"--replicas={PODS}")
     pod = wait_until(lambda: server_started(release, 2), timeout=300, what="mysql-2's server started")
     server = container_status(pod, "mysql")
     release.cluster.kill_container_when_file_appears(pod.spec.node_name, server.container_id, mark)
@@ -298,9 +311,9 @@ def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Wo
         now = core.read_namespaced_pod(release.pod(2), namespace)
         if now.metadata.uid != uid:
             return Pending("mysql-2 was recreated instead of rebuilt in place")
-        sidecar_log = release.cluster.kubectl("logs", release.pod(2), "-c", "sidecar", "-n", namespace).stdout
-        if "replica rebuilt" not in sidecar_log:
-            return Pending(f"rebuild not finished; sidecar: {sidecar_log.strip().splitlines()[-1:]}")
+        text = sidecar_log(release, 2)
+        if "replica rebuilt" not in text:
+            return Pending(f"rebuild not finished; sidecar: {text.strip().splitlines()[-1:]}")
         return pod_is_ready(now) or Pending(pod_summary(now))
 
     return rebuilt
@@ -336,8 +349,7 @@ def exhaust_connections(release: Release, load: Workload) -> Predicate:
     log.info("the writer was refused %d times (too many connections)", len(refused))
     left = {}
     for name in release.pods():
-        pod = core.read_namespaced_pod(name, namespace)
-        ready = next(c for c in pod.status.conditions if c.type == "Ready")
+        ready = ready_condition(core.read_namespaced_pod(name, namespace))
         if ready.status != "True" or ready.last_transition_time.timestamp() >= started_at:
             left[name] = f"Ready {ready.status} since {ready.last_transition_time}"
     assert not left, f"pods left their Service while the primary's connections were exhausted: {left}"
@@ -354,9 +366,9 @@ STALE_SLACK = 5
 def not_ready_since(release: Release, ordinal: int) -> float | Pending:
     """When pod `ordinal` turned unready (its Ready condition's transition), once it is."""
     pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
-    ready = next(c for c in pod.status.conditions or [] if c.type == "Ready")
+    ready = ready_condition(pod)
     if ready.status == "True":
-        return Pending(f"{pod_summary(pod)}")
+        return Pending(pod_summary(pod))
     return ready.last_transition_time.timestamp()
 
 
@@ -392,10 +404,7 @@ def partition_from_primary(release: Release, ordinal: int) -> Predicate:
         leaves_mysql_read(release, ordinal, cut_at, "old (max")
     finally:
         release.cluster.drop_packets(pod.spec.node_name, server.container_id, primary_ip, drop=False)
-    return lambda: (
-        pod_is_ready(core.read_namespaced_pod(release.pod(ordinal), namespace))
-        or Pending(f"mysql-{ordinal} not ready again")
-    )
+    return ready_again(release, ordinal)
 
 
 def stop_sql_thread(release: Release, ordinal: int) -> Predicate:
@@ -412,8 +421,7 @@ def stop_sql_thread(release: Release, ordinal: int) -> Predicate:
     stopped_at = time.time()
     leaves_mysql_read(release, ordinal, stopped_at, "SQL thread is not running")
     release.db.query(pod, start)
-    namespace, core = release.namespace, release.kube.core
-    return lambda: pod_is_ready(core.read_namespaced_pod(pod, namespace)) or Pending(f"{pod} not ready again")
+    return ready_again(release, ordinal)
 
 
 # Shell run on the node. $1: a volume's directory, $2: MiB of room. Moves the volume's content onto a
@@ -487,7 +495,6 @@ def restore_volume(release: Release, node: str, path: str) -> None:
 def fill_volume(release: Release, ordinal: int, node: str, path: str) -> Predicate:
     """Replica `ordinal`'s volume fills up: its server waits for room instead of failing, it leaves
     mysql-read once its data is MAX_LAG_SECONDS old; room is then made, and it catches up."""
-    core, namespace = release.kube.core, release.namespace
     log.info("filled: %s", release.cluster.on_node(node, FILL_VOLUME, path).strip())
     filled_at = time.time()
     try:
@@ -495,10 +502,107 @@ def fill_volume(release: Release, ordinal: int, node: str, path: str) -> Predica
         leaves_mysql_read(release, ordinal, filled_at, "old (max", "server does not answer")
     finally:
         release.cluster.on_node(node, 'rm -f "$1/faults-filler"', path)
-    return lambda: (
-        pod_is_ready(core.read_namespaced_pod(release.pod(ordinal), namespace))
-        or Pending(f"mysql-{ordinal} not ready again")
+    return ready_again(release, ordinal)
+
+
+# --- donors failing mid-clone --------------------------------------------------------------------------
+
+
+def clone_underway(release: Release, ordinal: int, old_uid: str) -> str | Pending:
+    """What the clone init container of pod `ordinal` (a new pod: not old_uid) is copying, once data
+    moves. MySQL: the stage and bytes the throw-away server the clone runs in reports (through its
+    socket, inside the container); MariaDB: the donor accepted and the stream runs (its log)."""
+    try:
+        pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return Pending(f"{release.pod(ordinal)} absent")
+        raise
+    clone = [s for s in pod.status.init_container_statuses or [] if s.name == "clone"]
+    if pod.metadata.uid == old_uid or not (clone and clone[0].state and clone[0].state.running):
+        return Pending(f"no clone running yet: {pod_summary(pod)}")
+    if release.db.flavor.name == "mariadb":
+        text = container_log(release, ordinal, "clone")
+        if "accepted; receiving the stream" in text:
+            return text.strip().splitlines()[-1]
+        return Pending(f"clone log: {text.strip().splitlines()[-1:]}")
+    sql = (
+        "SELECT CONCAT(STAGE, ' ', DATA) FROM performance_schema.clone_progress "
+        "WHERE STATE = 'In Progress' AND STAGE IN ('FILE COPY', 'PAGE COPY') AND DATA > 0"
     )
+    argv = ["mysql", "--socket=/tmp/clone-recipient.sock", "-uroot", "-N", "-B", "-e", sql]
+    result = exec_in_pod(release.kube, release.namespace, release.pod(ordinal), argv, container="clone")
+    stage = result.stdout.strip() if result.rc == 0 else ""
+    return stage or Pending(f"no copy yet: {result.stderr.strip()[-200:]}")
+
+
+def reclone_until_copying(release: Release) -> tuple[Predicate, V1Pod]:
+    """Delete mysql-2's claim and pod; return once its clone copies from mysql-1, its first donor.
+    Returns the predicate "mysql-2 back on a new claim" and mysql-1 as it was before the fault."""
+    core, namespace = release.kube.core, release.namespace
+    donor = core.read_namespaced_pod(release.pod(1), namespace)
+    old_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
+    back = delete_claim_and_pod(release, 2)
+    stage = wait_until(
+        lambda: clone_underway(release, 2, old_uid), timeout=300, interval=1,
+        what="mysql-2's clone copying data",
+    )  # fmt: skip
+    log.info("mysql-2's clone is copying: %s", stage)
+    return back, donor
+
+
+def kill_donor_mid_clone(release: Release) -> Predicate:
+    """Every process of mysql-1 (server and sidecar) killed -9 while mysql-2 clones it."""
+    back, donor = reclone_until_copying(release)
+    for container in ("mysql", "sidecar"):
+        release.cluster.kill_container(donor.spec.node_name, container_status(donor, container).container_id)
+    return back
+
+
+def freeze_donor_mid_clone(release: Release) -> Predicate:
+    """mysql-1's server and sidecar (every process they started) stopped with SIGSTOP while mysql-2
+    clones it: its sockets stay open and silent. It must leave mysql-read at its next readiness
+    check (the probe's client gives up on the silent server) and mysql-2's clone move on after
+    clone.stallSeconds; mysql-1 is resumed (SIGCONT) once it has."""
+    back, donor = reclone_until_copying(release)
+    containers = [container_status(donor, name).container_id for name in ("mysql", "sidecar")]
+    resume = release.cluster.freeze_containers(donor.spec.node_name, containers)
+    frozen_at = time.time()
+    try:
+        since = wait_until(
+            lambda: not_ready_since(release, 1), timeout=60, interval=1,
+            what="the frozen mysql-1 out of mysql-read",
+        )  # fmt: skip
+        log.info("the frozen mysql-1 left mysql-read after %.0fs", since - frozen_at)
+        assert since - frozen_at <= 2 * PROBE_PERIOD + STALE_SLACK, (
+            f"the frozen mysql-1 left mysql-read {since - frozen_at:.0f}s after the freeze"
+        )
+        moved_on = f"cloning from {release.host(0)}"
+        wait_until(
+            lambda: moved_on in container_log(release, 2, "clone") or Pending(
+                container_log(release, 2, "clone").strip().splitlines()[-1:]
+            ),
+            timeout=CLONE_STALL_SECONDS + 120, interval=2, what="mysql-2's clone moving on to mysql-0",
+        )  # fmt: skip
+    finally:
+        resume()
+    return back
+
+
+def assert_cloned_around_mysql_1(release: Release) -> None:
+    """mysql-2's clone log: it started on mysql-1, saw that copy fail, and cloned mysql-0 instead; its
+    datadir's completion marker names mysql-0."""
+    text = container_log(release, 2, "clone")
+    failed = re.compile(
+        rf"(clone|stream) from {re.escape(release.host(1))}\S* "
+        r"(failed|ended as|has no|is truncated|is not a full|moved no data)"
+    )
+    assert f"cloning from {release.host(1)}" in text, text[-3000:]
+    assert failed.search(text), f"mysql-2's clone did not fail over from mysql-1:\n{text[-3000:]}"
+    assert f"datadir cloned from {release.host(0)}" in text, text[-3000:]
+    argv = ["cat", "/var/lib/mysql/data/chart-datadir-complete"]
+    marker = exec_in_pod(release.kube, release.namespace, release.pod(2), argv, container="mysql").ok()
+    assert marker.lines[0].startswith(f"cloned from {release.host(0)} "), marker.lines
 
 
 # --- the scenario ------------------------------------------------------------------------------------
@@ -783,3 +887,29 @@ def test_l_a_replicas_volume_full(release: Release, settings: Settings) -> None:
     finally:
         restore_volume(release, node, path)
     assert_reads_fresh(ledger)
+
+
+def test_m_the_donor_killed_mid_clone(release: Release, settings: Settings) -> None:
+    """mysql-2 re-clones (claim and pod deleted) and mysql-1, its donor, is killed -9 mid-copy: the
+    clone fails over to mysql-0, the half copy never starts, mysql-1 restarts and catches up."""
+    restarts = container_status(
+        release.kube.core.read_namespaced_pod(release.pod(1), release.namespace), "mysql"
+    )
+    survive(
+        release, settings, "m. donor mysql-1 killed -9 while mysql-2 clones it",
+        lambda _: kill_donor_mid_clone(release),
+    )  # fmt: skip
+    assert_cloned_around_mysql_1(release)
+    now = container_status(release.kube.core.read_namespaced_pod(release.pod(1), release.namespace), "mysql")
+    assert now.restart_count > restarts.restart_count, "mysql-1's server was not killed"
+
+
+def test_n_the_donor_frozen_mid_clone(release: Release, settings: Settings) -> None:
+    """mysql-2 re-clones and mysql-1, its donor, freezes mid-copy (SIGSTOP of every process, sockets
+    open): mysql-1 leaves mysql-read at once, the clone moves on to mysql-0 after
+    clone.stallSeconds; thawed, mysql-1 catches up."""
+    survive(
+        release, settings, "n. donor mysql-1 frozen while mysql-2 clones it",
+        lambda _: freeze_donor_mid_clone(release),
+    )  # fmt: skip
+    assert_cloned_around_mysql_1(release)

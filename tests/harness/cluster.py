@@ -20,13 +20,24 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 log = logging.getLogger(__name__)
+
+# Shell run on a kind node: $1 a signal, then process ids: sends the signal to each process and to
+# every process it started, recursively (a process gone meanwhile is skipped).
+SIGNAL_TREES = r"""
+signal=$1
+shift
+tree() { for p in "$@"; do echo "$p"; tree $(cat /proc/"$p"/task/*/children 2>/dev/null); done; }
+pids=$(tree "$@")
+for p in $pids; do kill -s "$signal" "$p" 2>/dev/null || true; done
+echo "SIG$signal to" $pids
+"""
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "bin"
@@ -287,6 +298,18 @@ class Cluster:
         run(["docker", "exec", node, "sh", "-c", script, "sh", pid, peer], env=self.env, timeout=60)
         what = "dropping" if drop else "passing"
         log.info("%s every packet between process %s (on %s) and %s", what, pid, node, peer)
+
+    def freeze_containers(self, node: str, container_ids: Sequence[str]) -> Callable[[], None]:
+        """SIGSTOP the main process of each container and every process it started: sockets stay open
+        and silent, as a hung server's. Processes exec'd into the containers later (probes) run.
+        Returns the function that resumes them (SIGCONT)."""
+        pids = [self._container_pid(node, cid) for cid in container_ids]
+        log.info("%s", self.on_node(node, SIGNAL_TREES, "STOP", *pids, timeout=60).strip())
+
+        def resume() -> None:
+            log.info("%s", self.on_node(node, SIGNAL_TREES, "CONT", *pids, timeout=60).strip())
+
+        return resume
 
     def on_node(self, node: str, script: str, *args: str, timeout: float = 300) -> str:
         """Run a sh script (arguments $1...) as root on a kind node; its stdout."""

@@ -169,6 +169,14 @@ def pod_is_ready(pod: V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
+def ready_condition(pod: V1Pod) -> Any:
+    """The pod's Ready condition (status and last_transition_time); AssertionError when it has none."""
+    for condition in pod.status.conditions or []:
+        if condition.type == "Ready":
+            return condition
+    raise AssertionError(f"{pod.metadata.name} has no Ready condition yet")
+
+
 def container_status(pod: V1Pod, name: str) -> Any:
     """The status of pod's (non-init) container `name`; AssertionError when it has none yet."""
     for status in pod.status.container_statuses or []:
