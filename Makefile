@@ -47,7 +47,7 @@ unit: venv ## render tests, helm lint, shellcheck: no cluster needed
 smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 	$(PYTEST) -m smoke tests/smoke
 
-e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= picks one): mission, replication, clone faults
+e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= picks one): mission, replication, NetworkPolicy, clone account
 	$(call per_flavor,-m e2e tests/e2e)
 
 faults: venv cluster images ## fault matrix under write load (tests/faults), per flavor

@@ -8,6 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CLUSTER=${CLUSTER_NAME:-mysql-chart}
 CONTEXT=kind-$CLUSTER
 MODE=$(bash "$ROOT/ci/mode.sh")
+# One database image build at a time: `up` starts one in the background, `images` waits for it.
+DB_IMAGES_LOCK=$CACHE/db-images.lock
+DB_IMAGES_LOG=$LOGS/db-images-background.log
 
 announce() {
   if [[ $MODE == airgap ]]; then
@@ -32,6 +35,15 @@ wait_for() {
   log "$what: ok after $(( SECONDS - start ))s"
 }
 
+# usage: db_images_in_background -- air-gapped: builds the database images beside the node image
+# (its Go builds keep the CPUs busy, the debootstraps mostly wait on the network); `images` waits
+# for it. Output in DB_IMAGES_LOG.
+db_images_in_background() {
+  [[ $MODE == airgap ]] || return 0
+  log "database images: building in the background beside the cluster (log: $DB_IMAGES_LOG)"
+  flock "$DB_IMAGES_LOCK" bash "$ROOT/ci/db-images.sh" build >"$DB_IMAGES_LOG" 2>&1 </dev/null &
+}
+
 storage_ready() {
   kubectl --context "$CONTEXT" get storageclass -o json \
     | jq -e '[.items[] | select(.metadata.annotations["storageclass.kubernetes.io/is-default-class"] == "true")] | length > 0'
@@ -51,6 +63,7 @@ up() {
     kind delete cluster --name "$CLUSTER"
   fi
   local args=(--name "$CLUSTER" --config "$ROOT/kind-config.yaml" --wait 180s) start=$SECONDS
+  db_images_in_background
   if [[ $MODE == airgap ]]; then args+=(--image "$(bash "$ROOT/ci/node-image.sh")"); fi
   log "cluster $CLUSTER: creating (kind ${args[*]})"
   kind create cluster "${args[@]}"
@@ -70,7 +83,10 @@ images() {
     log "images: nothing to build; pods pull the chart's upstream images"
     return 0
   fi
-  bash "$ROOT/ci/db-images.sh" build
+  if ! flock --nonblock "$DB_IMAGES_LOCK" true; then
+    log "database images: waiting for the background build (tail -f $DB_IMAGES_LOG)"
+  fi
+  flock "$DB_IMAGES_LOCK" bash "$ROOT/ci/db-images.sh" build
   bash "$ROOT/ci/db-images.sh" load "$CLUSTER"
 }
 
