@@ -35,12 +35,12 @@ wait_for() {
   log "$what: ok after $(( SECONDS - start ))s"
 }
 
-# usage: db_images_in_background -- air-gapped: builds the database images beside the node image
-# (its Go builds keep the CPUs busy, the debootstraps mostly wait on the network); `images` waits
-# for it. Output in DB_IMAGES_LOG.
+# usage: db_images_in_background -- air-gapped: builds the database images beside the tools and the
+# node image (their Go builds keep the CPUs busy, the debootstraps mostly wait on the network);
+# `images` waits for it. With the images present it ends in a second. Output in DB_IMAGES_LOG.
 db_images_in_background() {
   [[ $MODE == airgap ]] || return 0
-  log "database images: building in the background beside the cluster (log: $DB_IMAGES_LOG)"
+  log "database images: building (or finding) them in the background (log: $DB_IMAGES_LOG)"
   flock "$DB_IMAGES_LOCK" bash "$ROOT/ci/db-images.sh" build >"$DB_IMAGES_LOG" 2>&1 </dev/null &
 }
 
@@ -52,6 +52,7 @@ storage_ready() {
 up() {
   announce
   bash "$ROOT/ci/docker.sh"
+  db_images_in_background
   bash "$ROOT/ci/tools.sh"
   if healthy; then
     log "cluster $CLUSTER: reusing the running cluster"
@@ -63,7 +64,6 @@ up() {
     kind delete cluster --name "$CLUSTER"
   fi
   local args=(--name "$CLUSTER" --config "$ROOT/kind-config.yaml" --wait 180s) start=$SECONDS
-  db_images_in_background
   if [[ $MODE == airgap ]]; then args+=(--image "$(bash "$ROOT/ci/node-image.sh")"); fi
   log "cluster $CLUSTER: creating (kind ${args[*]})"
   kind create cluster "${args[@]}"
