@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs shell commands side by side ("lanes"), each line of output prefixed with its lane's name;
-# waits for all of them and fails when any failed. `make test` runs the e2e suites of the two
-# flavors this way: on 2 cores they mostly wait on the cluster, not on each other.
+# waits for all of them and fails when any failed. `make test` runs the two flavors' suites this
+# way: on 2 cores they mostly wait on the cluster, not on each other.
 #   usage: ci/lanes.sh NAME=COMMAND [NAME=COMMAND...]
 set -euo pipefail
 

@@ -14,9 +14,9 @@ source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 # usage: stream_backup -- writes a full backup of the local server to stdout
 stream_backup() {
   local work bandwidth=${CLONE_MAX_BANDWIDTH_MIB:-0} throttle=()
-  # --throttle counts copy operations of 1 MiB of InnoDB files per second (other files and the redo
-  # log are not capped).
-  if [[ $bandwidth =~ ^[1-9][0-9]*$ ]]; then throttle=(--throttle="$bandwidth"); fi
+  # --throttle counts reads of InnoDB files per second, each of 640 pages (10 MiB at the default
+  # page size): the cap rounds up to a multiple of 10 MiB/s. Other files are not capped.
+  if [[ $bandwidth =~ ^[1-9][0-9]*$ ]]; then throttle=(--throttle=$(((bandwidth + 9) / 10))); fi
   work=$(mktemp -d /tmp/backup.XXXXXX)
   mkdir "$work/target"
   # shellcheck disable=SC2064 # expand now: the directory is fixed for this run
