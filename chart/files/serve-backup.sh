@@ -6,17 +6,14 @@
 # and, on a replica, have applied every transaction it received (so that a primary recovering a
 # lost datadir from it gets every write a replica acknowledged), even while the primary is down.
 # Inputs (env): FLAVOR, HOSTNAME, BACKUP_TOKEN, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD,
-#   CLONE_MAX_BANDWIDTH_MIB (0: no cap), SOCAT_PEERADDR (set by socat).
+#   SOCAT_PEERADDR (set by socat).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 
 # usage: stream_backup -- writes a full backup of the local server to stdout
 stream_backup() {
-  local work bandwidth=${CLONE_MAX_BANDWIDTH_MIB:-0} throttle=()
-  # --throttle counts reads of InnoDB files per second, each of 640 pages (10 MiB at the default
-  # page size): the cap rounds up to a multiple of 10 MiB/s. Other files are not capped.
-  if [[ $bandwidth =~ ^[1-9][0-9]*$ ]]; then throttle=(--throttle=$(((bandwidth + 9) / 10))); fi
+  local work
   work=$(mktemp -d /tmp/backup.XXXXXX)
   mkdir "$work/target"
   # shellcheck disable=SC2064 # expand now: the directory is fixed for this run
@@ -26,7 +23,7 @@ stream_backup() {
     client_cnf backup "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}"
   } >"$work/backup.cnf")
   # Backup tools read their option file more than once, so it is a 0600 file, not a pipe.
-  "$BACKUP_BIN" --defaults-file="$work/backup.cnf" --backup --stream=xbstream "${throttle[@]}" \
+  "$BACKUP_BIN" --defaults-file="$work/backup.cnf" --backup --stream=xbstream \
     --target-dir="$work/target"
 }
 
