@@ -40,8 +40,15 @@ wait_for() {
 # `images` waits for it. With the images present it ends in a second. Output in DB_IMAGES_LOG.
 db_images_in_background() {
   [[ $MODE == airgap ]] || return 0
+  exec 9>"$DB_IMAGES_LOCK"
+  if ! flock --nonblock 9; then  # another `make cluster` (a parallel lane) builds them: leave its log be
+    log "database images: already being built in the background (log: $DB_IMAGES_LOG)"
+    exec 9>&-
+    return 0
+  fi
   log "database images: building (or finding) them in the background (log: $DB_IMAGES_LOG)"
-  flock "$DB_IMAGES_LOCK" bash "$ROOT/ci/db-images.sh" build >"$DB_IMAGES_LOG" 2>&1 </dev/null &
+  bash "$ROOT/ci/db-images.sh" build >"$DB_IMAGES_LOG" 2>&1 </dev/null &  # holds the lock (fd 9) till done
+  exec 9>&-  # this shell lets go of its copy; the build's copy keeps the lock
 }
 
 storage_ready() {

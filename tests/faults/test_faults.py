@@ -201,6 +201,11 @@ def sidecar_log(release: Release, ordinal: int) -> str:
     return container_log(release, ordinal, "sidecar")
 
 
+def log_says(text: str, needle: str) -> bool | Pending:
+    """True when a log's text holds needle; else Pending with the log's last line."""
+    return needle in text or Pending(f"not yet {needle!r}; last line: {text.strip().splitlines()[-1:]}")
+
+
 def errant_then_discarded(release: Release, load: Workload) -> Predicate:
     """An errant write on mysql-1: it turns unready naming the transaction. Then mysql-1 and mysql-2
     stop receiving while the primary purges the binlogs they need next; receiving again, both get
@@ -226,17 +231,10 @@ def errant_then_discarded(release: Release, load: Workload) -> Predicate:
     for ordinal in (1, 2):
         db.query(release.pod(ordinal), "START REPLICA IO_THREAD")
 
-    def mysql2_rebuilt() -> object:
-        now = core.read_namespaced_pod(release.pod(2), namespace)
-        assert now.metadata.uid == mysql2_uid, "mysql-2 was recreated instead of rebuilt in place"
-        text = sidecar_log(release, 2)
-        if "replica rebuilt" not in text:
-            return Pending(f"mysql-2 not rebuilt yet: {text.strip().splitlines()[-1:]}")
-        return pod_is_ready(now) or Pending(pod_summary(now))
-
     wait_until(
-        mysql2_rebuilt, timeout=RECOVERY_TIMEOUT, what="mysql-2 rebuilt in place", transient=DB_TRANSIENT
-    )
+        rebuilt_in_place(release, 2, mysql2_uid), timeout=RECOVERY_TIMEOUT, what="mysql-2 rebuilt in place",
+        transient=DB_TRANSIENT,
+    )  # fmt: skip
     rebuild_log = sidecar_log(release, 2)
     assert f"datadir cloned from {release.host(1)}" not in rebuild_log, rebuild_log[-3000:]
     assert not db_has_errant_row(release, 2), "mysql-2 cloned the errant write"
@@ -295,7 +293,7 @@ def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Wo
     writes go on; mysql-2 returns, finds them purged, and its sidecar rebuilds it; the moment the
     rebuild starts, mysql-2's server is killed with -9 (a stale pid file is left behind). The rebuild
     must still finish, and mysql-2 hold every write."""
-    core, namespace = release.kube.core, release.namespace
+    namespace = release.namespace
     scale(release, PODS - 1)
     load.wait_for_acks(5, since=time.time(), timeout=120)
     current = wait_until(lambda: purge_binlogs(release), timeout=120, what="the primary's binlogs purged")
@@ -305,16 +303,19 @@ def purge_binlogs_while_down_then_kill_during_rebuild(release: Release, load: Wo
     pod = wait_until(lambda: server_started(release, 2), timeout=300, what="mysql-2's server started")
     server = container_status(pod, "mysql")
     release.cluster.kill_container_when_file_appears(pod.spec.node_name, server.container_id, mark)
-    uid = pod.metadata.uid
+    return rebuilt_in_place(release, 2, pod.metadata.uid)
+
+
+def rebuilt_in_place(release: Release, ordinal: int, uid: str) -> Predicate:
+    """True once pod `ordinal` (still the pod with `uid`: rebuilt in place, not recreated) has
+    logged a finished rebuild and is ready again."""
 
     def rebuilt() -> object:
-        now = core.read_namespaced_pod(release.pod(2), namespace)
-        if now.metadata.uid != uid:
-            return Pending("mysql-2 was recreated instead of rebuilt in place")
-        text = sidecar_log(release, 2)
-        if "replica rebuilt" not in text:
-            return Pending(f"rebuild not finished; sidecar: {text.strip().splitlines()[-1:]}")
-        return pod_is_ready(now) or Pending(pod_summary(now))
+        now = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+        assert now.metadata.uid == uid, f"{now.metadata.name} was recreated instead of rebuilt in place"
+        return log_says(sidecar_log(release, ordinal), "replica rebuilt") and (
+            pod_is_ready(now) or Pending(pod_summary(now))
+        )
 
     return rebuilt
 
@@ -329,7 +330,7 @@ def exhaust_connections(release: Release, load: Workload) -> Predicate:
     hog.start()
     try:
         wait_until(
-            lambda: "Too many connections" in hog.log() or Pending(hog.log().strip().splitlines()[-1:]),
+            lambda: log_says(hog.log(), "Too many connections"),
             timeout=60, what="the primary refusing connections (error 1040)",
         )  # fmt: skip
 
@@ -577,11 +578,8 @@ def freeze_donor_mid_clone(release: Release) -> Predicate:
         assert since - frozen_at <= 2 * PROBE_PERIOD + STALE_SLACK, (
             f"the frozen mysql-1 left mysql-read {since - frozen_at:.0f}s after the freeze"
         )
-        moved_on = f"cloning from {release.host(0)}"
         wait_until(
-            lambda: moved_on in container_log(release, 2, "clone") or Pending(
-                container_log(release, 2, "clone").strip().splitlines()[-1:]
-            ),
+            lambda: log_says(container_log(release, 2, "clone"), f"cloning from {release.host(0)}"),
             timeout=CLONE_STALL_SECONDS + 120, interval=2, what="mysql-2's clone moving on to mysql-0",
         )  # fmt: skip
     finally:
