@@ -53,22 +53,23 @@ e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= pick
 faults: venv cluster images ## fault matrix under write load (tests/faults), per flavor
 	$(call per_flavor,-m faults tests/faults)
 
-netpol: venv cluster images ## NetworkPolicy allow/deny scenario: needs a CNI that enforces policy (kindnet, registry mode)
+netpol: venv cluster images ## the chart's NetworkPolicy enforced (allow/deny, cloning under the policy), per flavor
 	$(call per_flavor,-m netpol tests/e2e)
 
 # Without FLAVOR, two lanes side by side (ci/lanes.sh): e2e then the fault matrix for MySQL | e2e
-# for MariaDB, then repo-e2e. The other lane ends within the matrix's first faults (install, a, b),
-# which bound no timing; the faults that bound how stale a read may be run after it.
-test: venv ## every test: unit, smoke, e2e and repo-e2e (both flavors), faults (default flavor), in 2 lanes
+# for MariaDB, then repo-e2e and netpol (both flavors). The other lane ends within the matrix's
+# first faults, which bound no timing; the faults that bound how stale a read may be run after it.
+test: venv ## every test: unit, smoke, e2e, repo-e2e and netpol (both flavors), faults (default flavor), in 2 lanes
 	$(MAKE) unit
 	$(MAKE) smoke
 	$(MAKE) cluster images
 ifeq ($(FLAVOR),)
 	bash ci/lanes.sh "e2e-mysql+faults=$(MAKE) e2e FLAVOR=mysql && $(MAKE) faults FLAVOR=mysql" \
-	  "e2e-mariadb+repo=$(MAKE) e2e FLAVOR=mariadb && $(MAKE) repo-e2e"
+	  "e2e-mariadb+repo+netpol=$(MAKE) e2e FLAVOR=mariadb && $(MAKE) repo-e2e && $(MAKE) netpol"
 else
 	$(MAKE) e2e
 	$(MAKE) repo-e2e
+	$(MAKE) netpol
 	$(MAKE) faults
 endif
 

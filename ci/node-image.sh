@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds a kind node image from package registries alone: a Debian bookworm rootfs laid out
 # like kind's base image, the Kubernetes binaries from ci/k8s.sh, and every image kubeadm and
-# kind need (pause, etcd, coredns, control plane, kube-proxy, local-path-provisioner), each
-# built from the Go module proxy or Debian and pre-imported into the node's containerd.
+# kind need (pause, etcd, coredns, control plane, kube-proxy, local-path-provisioner, and the pod
+# network: flannel and kube-router from ci/cni.sh), each built from the Go module proxy or Debian
+# and pre-imported into the node's containerd.
 # Prints the node image name on stdout. Every step is cached by version; see ci/lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -10,8 +11,12 @@ REG=registry.k8s.io
 LOCAL=mysql-chart.local
 KIND_SRC=  # kind's module source (base image files, storage manifest): set by main
 K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
+NET_ROOTFS=$CACHE/net-rootfs-$DEBIAN_SUITE-$NODE_RECIPE/rootfs.tar
+BASE_IMAGE=$LOCAL/kind-base:$KIND_VERSION-$DEBIAN_SUITE-$NODE_RECIPE
+FLANNEL_IMAGE=$LOCAL/flannel:$FLANNEL_VERSION
+KUBE_ROUTER_IMAGE=$LOCAL/kube-router:$KUBE_ROUTER_VERSION-$(bash "$ROOT/ci/cni.sh" deps-key)
 NODE_PKGS=systemd,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,nfs-common,open-iscsi,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins
-PROXY_PKGS=iptables,nftables,conntrack,kmod
+NET_PKGS=iptables,nftables,conntrack,kmod,ipset,iproute2
 
 # usage: debootstrap_into OUTDIR PACKAGES  -> OUTDIR/rootfs.tar
 debootstrap_into() {
@@ -45,10 +50,9 @@ build_node_rootfs() {
   chroot "$r" ctr oci spec \
     | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
     | jq 'del(.process.rlimits)' >"$r/etc/containerd/cri-base.json"
-  # CNI: Debian's plugins where containerd looks for them, and the baked single-node config.
+  # CNI: Debian's plugins where containerd looks for them. No config: flannel's DaemonSet writes it.
   mkdir -p "$r/opt/cni/bin" "$r/etc/cni/net.d"
   for p in "$r"/usr/lib/cni/*; do ln -sf "/usr/lib/cni/${p##*/}" "$r/opt/cni/bin/${p##*/}"; done
-  install -m 0644 "$ROOT/ci/node/10-ptp.conflist" "$r/etc/cni/net.d/"
   # The systemd adjustments of kind's base Dockerfile.
   find "$r/lib/systemd/system/sysinit.target.wants/" -name systemd-tmpfiles-setup.service -delete
   rm -f "$r"/lib/systemd/system/multi-user.target.wants/* "$r"/etc/systemd/system/*.wants/* \
@@ -63,13 +67,13 @@ build_node_rootfs() {
   rm -rf "$r"
 }
 
-# usage: build_proxy_rootfs OUTDIR  -- Debian userland for kube-proxy (iptables, conntrack)
-build_proxy_rootfs() {
+# usage: build_net_rootfs OUTDIR  -- Debian userland for kube-proxy, flanneld and kube-router
+# (iptables behind the wrapper that follows the node's backend, ipset, conntrack, ip)
+build_net_rootfs() {
   local out=$1 r=$1/rootfs
-  debootstrap_into "$out" "$PROXY_PKGS"
+  debootstrap_into "$out" "$NET_PKGS"
   install -m 0755 "$ROOT/ci/files/iptables-wrapper.sh" "$r/usr/sbin/iptables-wrapper"
   for t in iptables ip6tables; do for s in "" -save -restore; do ln -sf iptables-wrapper "$r/usr/sbin/$t$s"; done; done
-  install -m 0755 "$K8S_BIN/kube-proxy" "$r/usr/local/bin/kube-proxy"
   rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r"/usr/share/doc "$r"/usr/share/man
   tar -C "$r" -cf "$out/rootfs.tar" .
   rm -rf "$r"
@@ -135,6 +139,20 @@ rootfs_image() {
   log "image $name: built"
 }
 
+# usage: net_image NAME BINARY...  -- the network userland (build_net_rootfs) plus the binaries
+net_image() {
+  local name=$1 ctx; shift
+  image_exists "$name" && { log "image $name: present"; return 0; }
+  ctx=$(mktemp -d)
+  ln "$NET_ROOTFS" "$ctx/rootfs.tar" 2>/dev/null || cp "$NET_ROOTFS" "$ctx/rootfs.tar"
+  cp "$@" "$ctx/"
+  { echo 'FROM scratch'; echo 'ADD rootfs.tar /'
+    for b in "$@"; do echo "COPY ${b##*/} /usr/local/bin/"; done; } >"$ctx/Dockerfile"
+  docker_build "$name" "$ctx"
+  rm -rf "$ctx"
+  log "image $name: built"
+}
+
 # usage: one_binary_dir BINARY...  -> a temp dir holding just those binaries
 one_binary_dir() {
   local d
@@ -160,28 +178,36 @@ build_component_images() {
   scratch_image "$REG/etcd:$ETCD_TAG" "$CACHE/etcd-$ETCD_VERSION"
   scratch_image "$REG/coredns/coredns:$COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION" coredns
   scratch_image "$LOCAL/local-path-provisioner:$LOCAL_PATH_VERSION" "$CACHE/local-path-$LOCAL_PATH_VERSION"
-  rootfs_image "$REG/kube-proxy:$K8S_VERSION" "$CACHE/kube-proxy-rootfs-$K8S_VERSION/rootfs.tar"
+  net_image "$REG/kube-proxy:$K8S_VERSION" "$K8S_BIN/kube-proxy"
+  net_image "$FLANNEL_IMAGE" "$CACHE/flanneld-$FLANNEL_VERSION/flanneld"
+  net_image "$KUBE_ROUTER_IMAGE" "$(bash "$ROOT/ci/cni.sh" kube-router-dir)/kube-router"
   bash "$ROOT/ci/db-images.sh" busybox
 }
 
 node_images() {
   echo "$REG/pause:$PAUSE_TAG" "$REG/etcd:$ETCD_TAG" "$REG/coredns/coredns:$COREDNS_VERSION"
   for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do echo "$REG/$c:$K8S_VERSION"; done
-  echo "$LOCAL/local-path-provisioner:$LOCAL_PATH_VERSION" "$LOCAL/busybox:1.35"
+  echo "$LOCAL/local-path-provisioner:$LOCAL_PATH_VERSION" "$LOCAL/busybox:1.35" "$FLANNEL_IMAGE" "$KUBE_ROUTER_IMAGE"
+}
+
+# usage: cni_manifest > default-cni.yaml  -- ci/node/default-cni.yaml naming the images built here
+cni_manifest() {
+  sed -e "s|@FLANNEL_IMAGE@|$FLANNEL_IMAGE|" -e "s|@KUBE_ROUTER_IMAGE@|$KUBE_ROUTER_IMAGE|" "$ROOT/ci/node/default-cni.yaml"
 }
 
 # usage: node_tag -> the node image name, keyed by every input of the recipe
 node_tag() {
   local h
   h=$( { printf '%s\n' "$K8S_VERSION" "$KIND_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" \
-            "$CRICTL_VERSION" "$PAUSE_TAG" "$ETCD_TAG" "$NODE_RECIPE" "$DEBIAN_SUITE"
-          cat "$ROOT/ci/node-image.sh" "$ROOT"/ci/node/* "$ROOT"/ci/files/iptables-wrapper.sh; } | sha256sum | cut -c1-10)
+            "$CRICTL_VERSION" "$PAUSE_TAG" "$ETCD_TAG" "$NODE_RECIPE" "$DEBIAN_SUITE" \
+            "$FLANNEL_VERSION" "$FLANNEL_CNI_VERSION" "$KUBE_ROUTER_VERSION" "$KUBE_ROUTER_DEPS"
+          cat "$ROOT/ci/node-image.sh" "$ROOT/ci/cni.sh" "$ROOT"/ci/node/*.yaml "$ROOT"/ci/files/iptables-wrapper.sh; } | sha256sum | cut -c1-10)
   echo "$LOCAL/kind-node:$K8S_VERSION-$h"
 }
 
 # usage: assemble_node NODE_IMAGE  -- base + binaries + pre-imported images, then commit
 assemble_node() {
-  local node=$1 base=$LOCAL/kind-base:$K8S_VERSION c
+  local node=$1 base=$BASE_IMAGE c
   rootfs_image "$base" "$CACHE/node-rootfs-$KIND_VERSION-$DEBIAN_SUITE-$NODE_RECIPE/rootfs.tar" \
     'ENV container=docker' 'STOPSIGNAL SIGRTMIN+3' 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]'
   c=$(docker run -d --privileged --entrypoint=sleep "$base" infinity)
@@ -189,7 +215,8 @@ assemble_node() {
   for b in kubeadm kubelet kubectl; do docker cp "$K8S_BIN/$b" "$c:/usr/bin/$b"; done
   docker cp "$CACHE/crictl-$CRICTL_VERSION/crictl" "$c:/usr/local/bin/crictl"   # kind export logs uses it
   docker exec "$c" sh -c "echo $K8S_VERSION > /kind/version"
-  docker cp "$ROOT/ci/node/default-cni.yaml" "$c:/kind/manifests/default-cni.yaml"
+  docker cp "$CACHE/flannel-cni-$FLANNEL_CNI_VERSION/flannel" "$c:/opt/cni/bin/flannel"
+  cni_manifest | docker exec -i "$c" sh -c 'cat > /kind/manifests/default-cni.yaml'
   storage_manifest | docker exec -i "$c" sh -c 'cat > /kind/manifests/default-storage.yaml'
   docker exec -d "$c" sh -c 'containerd >/var/log/containerd-build.log 2>&1'
   until docker exec "$c" ctr version >/dev/null 2>&1; do sleep 1; done
@@ -205,13 +232,14 @@ assemble_node() {
 }
 
 main() {
-  local node
+  local node repo
   node=$(node_tag)
   if image_exists "$node"; then log "node image $node: present"; echo "$node"; return 0; fi
   bash "$ROOT/ci/k8s.sh"
   KIND_SRC=$(module_dir "sigs.k8s.io/kind@$KIND_VERSION")
   step "node-rootfs" "$CACHE/node-rootfs-$KIND_VERSION-$DEBIAN_SUITE-$NODE_RECIPE" build_node_rootfs
-  step "kube-proxy-rootfs" "$CACHE/kube-proxy-rootfs-$K8S_VERSION" build_proxy_rootfs
+  step "net-rootfs" "$CACHE/net-rootfs-$DEBIAN_SUITE-$NODE_RECIPE" build_net_rootfs
+  bash "$ROOT/ci/cni.sh"
   step "etcd-$ETCD_VERSION" "$CACHE/etcd-$ETCD_VERSION" build_etcd
   step "coredns-$COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION" build_coredns
   step "local-path-$LOCAL_PATH_VERSION" "$CACHE/local-path-$LOCAL_PATH_VERSION" build_local_path
@@ -222,8 +250,9 @@ main() {
   log "node: assembling $node"
   assemble_node "$node"
   log "node: $node ready in $(( SECONDS - start ))s"
-  # Older recipes' node images are dead weight (1.2 GB each).
-  docker images --format '{{.Repository}}:{{.Tag}}' "$LOCAL/kind-node" | grep -vxF "$node" | xargs -r docker rmi >/dev/null 2>&1 || true
+  # Older recipes' node and base images are dead weight (1.2 GB and 0.4 GB each).
+  for repo in "$LOCAL/kind-node" "$LOCAL/kind-base"; do docker images --format '{{.Repository}}:{{.Tag}}' "$repo"; done \
+    | grep -vxF -e "$node" -e "$BASE_IMAGE" | xargs -r docker rmi >/dev/null 2>&1 || true
   echo "$node"
 }
 

@@ -1,8 +1,9 @@
 """The chart's NetworkPolicy (chart/ci/networkpolicy-values.yaml): 3306 for labelled clients and peers, 3307
 (MariaDB's backup stream) for peers only.
 
-Marked `netpol`, not `e2e`: it needs a CNI that enforces NetworkPolicy (kindnet in kind >= v0.24). The
-air-gapped cluster's ptp CNI enforces none, so there the deny cases fail, as they should.
+Marked `netpol`, not `e2e` (`make netpol`, part of `make test`): it needs a CNI that enforces
+NetworkPolicy: kindnet where images can be pulled, the air-gapped node image's kube-router (README.md).
+On a cluster that enforces none the deny cases fail, as they should.
 """
 
 from __future__ import annotations

@@ -60,6 +60,14 @@ def test_release_runs_in_a_namespace_enforcing_pod_security_restricted(release: 
     assert [p.metadata.name for p in pods if not pod_is_ready(p)] == []
 
 
+def test_the_default_anti_affinity_puts_the_3_pods_on_3_nodes(release: Release) -> None:
+    """With the chart's default (soft) anti-affinity and three workers, mysql-0, -1 and -2 run on three
+    different nodes: losing one node loses one copy of the data."""
+    pods = [release.kube.core.read_namespaced_pod(pod, release.namespace) for pod in release.pods()]
+    nodes = {p.metadata.name: p.spec.node_name for p in pods}
+    assert len(nodes) == 3 and len(set(nodes.values())) == 3, nodes
+
+
 def test_helm_upgrade_set_replica_count_5_clones_mysql_3_and_mysql_4(release: Release) -> None:
     """`helm upgrade --set replicaCount=5` adds mysql-3 and mysql-4; `mysql -h mysql-3.mysql` reads hello."""
     release.db.query(release.primary, "CREATE DATABASE IF NOT EXISTS test")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import kubernetes
 import urllib3
 import yaml
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, V1Pod, V1StatefulSet
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, NetworkingV1Api, V1Pod, V1StatefulSet
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 from tenacity import (
@@ -147,6 +147,7 @@ class Kube:
     api: ApiClient
     core: CoreV1Api
     apps: AppsV1Api
+    networking: NetworkingV1Api
 
     @classmethod
     def connect(cls, cluster: Cluster) -> Kube:
@@ -154,7 +155,7 @@ class Kube:
         api = kubernetes.config.new_client_from_config(
             config_file=str(cluster.kubeconfig), context=cluster.context
         )
-        return cls(api=api, core=CoreV1Api(api), apps=AppsV1Api(api))
+        return cls(api=api, core=CoreV1Api(api), apps=AppsV1Api(api), networking=NetworkingV1Api(api))
 
     def pods(self, namespace: str, selector: str | None = None) -> list[V1Pod]:
         """Return the pods in namespace (matching a label selector), sorted by name."""

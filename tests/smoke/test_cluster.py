@@ -1,4 +1,5 @@
-"""The cluster itself works the way the chart needs: StatefulSet + PVCs, cluster DNS, Services, storage."""
+"""The cluster itself works the way the chart needs: StatefulSet + PVCs spread over nodes, cluster DNS and
+Services across nodes, storage, and a pod network that enforces NetworkPolicy."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from harness.kube import (
     Pending,
     exec_in_pod,
     pod_recreated_and_ready,
+    run_client_pod,
     wait_rolled_out,
     wait_until,
 )
@@ -31,8 +33,11 @@ WEB_SCRIPT = (
 
 
 def web_objects(image: str) -> dict[str, dict]:
-    """StatefulSet `web` (2 busybox httpd pods, a PVC each), its headless Service, a ClusterIP Service."""
+    """StatefulSet `web` (2 busybox httpd pods on different nodes, a PVC each), its headless Service, a
+    ClusterIP Service."""
     labels = {"app": "web"}
+    one_per_node = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+    spread = {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]}
     headless = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -60,6 +65,7 @@ def web_objects(image: str) -> dict[str, dict]:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    "affinity": {"podAntiAffinity": spread},
                     "securityContext": {**RESTRICTED_POD_SECURITY, "runAsUser": NOBODY, "runAsGroup": NOBODY},
                     "terminationGracePeriodSeconds": 5,
                     "containers": [
@@ -131,9 +137,23 @@ def resolve(kube: Kube, namespace: str, pod: str, name: str) -> list[str]:
     return re.findall(r"^Address:\s*([0-9.]+)\s*$", answer, flags=re.MULTILINE)
 
 
-def test_web_0_resolves_from_web_1_through_cluster_dns(kube: Kube, web: str) -> None:
-    """`web-0.web` resolves from web-1 to web-0's pod IP, which answers with web-0's hostname."""
-    pod_ip = kube.core.read_namespaced_pod("web-0", web).status.pod_ip
+def test_the_cluster_has_a_control_plane_and_three_schedulable_workers(kube: Kube) -> None:
+    """kind-config.yaml's shape: one control plane (tainted) and three Ready workers for the pods."""
+    nodes = kube.core.list_node().items
+    workers = [n for n in nodes if "node-role.kubernetes.io/control-plane" not in (n.metadata.labels or {})]
+    assert len(nodes) - len(workers) == 1
+    assert len(workers) == 3
+    for node in nodes:
+        ready = [c.status for c in node.status.conditions if c.type == "Ready"]
+        assert ready == ["True"], f"{node.metadata.name} Ready={ready}"
+
+
+def test_web_0_resolves_from_web_1_on_another_node_through_cluster_dns(kube: Kube, web: str) -> None:
+    """web-0 and web-1 run on different nodes; `web-0.web` resolves from web-1 to web-0's pod IP, which
+    answers with web-0's hostname: pods reach each other across nodes."""
+    pods = [kube.core.read_namespaced_pod(name, web) for name in ("web-0", "web-1")]
+    assert pods[0].spec.node_name != pods[1].spec.node_name
+    pod_ip = pods[0].status.pod_ip
     assert resolve(kube, web, "web-1", "web-0.web") == [pod_ip]
     assert sh(kube, web, "web-1", f"timeout 5 wget -q -O - http://{pod_ip}:8080/").strip() == "web-0"
 
@@ -167,3 +187,54 @@ def test_file_on_the_pvc_survives_deleting_the_pod(kube: Kube, web: str) -> None
     )
     assert new.metadata.uid != old.metadata.uid
     assert sh(kube, web, "web-0", "cat /data/marker").strip() == token
+
+
+def fetch(url: str) -> str:
+    """Shell that prints `open` when url answers within 5 s, else `closed`."""
+    return f"timeout 5 wget -q -O /dev/null {url} && echo open || echo closed"
+
+
+def reachable(kube: Kube, namespace: str, pod: str, url: str) -> bool:
+    """Whether pod gets an answer from url within 5 s."""
+    return sh(kube, namespace, pod, fetch(url)).strip() == "open"
+
+
+def policy(name: str, ingress: list[dict]) -> dict:
+    """A NetworkPolicy over every pod of the namespace with these ingress rules ([] denies all)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": ingress},
+    }
+
+
+def test_a_default_deny_policy_blocks_and_an_allow_rule_lets_through(
+    kind_cluster: Cluster, kube: Kube, web: str
+) -> None:
+    """This cluster enforces NetworkPolicy: with a default-deny ingress policy web-1 no longer reaches
+    web-0; an allow rule for `app=web` pods on 8080 lets web-1 through again while a pod without the
+    label stays out. The policies are removed afterwards."""
+    net = kube.networking
+    url = f"http://{kube.core.read_namespaced_pod('web-0', web).status.pod_ip}:8080/"
+    assert reachable(kube, web, "web-1", url)
+    net.create_namespaced_network_policy(web, policy("deny-all", []))
+    try:
+        wait_until(
+            lambda: not reachable(kube, web, "web-1", url) or Pending("web-1 still reaches web-0"),
+            timeout=60, what="the default-deny policy enforced",
+        )  # fmt: skip
+        allow = [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 8080}]}]
+        net.create_namespaced_network_policy(web, policy("allow-web", allow))
+        wait_until(
+            lambda: reachable(kube, web, "web-1", url) or Pending("web-1 still blocked"),
+            timeout=60, what="the allow rule enforced",
+        )  # fmt: skip
+        outsider = run_client_pod(
+            kind_cluster, web, ["sh", "-c", fetch(url)],
+            image=kind_cluster.busybox_image, uid=NOBODY, name_prefix="outsider", labels={},
+        ).ok()  # fmt: skip
+        assert outsider.lines == ["closed"]
+    finally:
+        for name in ("deny-all", "allow-web"):
+            net.delete_collection_namespaced_network_policy(web, field_selector=f"metadata.name={name}")
