@@ -11,7 +11,7 @@ FLAVORS := $(if $(FLAVOR),$(FLAVOR),mysql mariadb)
 # usage: $(call per_flavor,PYTEST ARGS) -- runs pytest for each of FLAVORS; fails if any run failed
 per_flavor = rc=0; for f in $(FLAVORS); do echo "=== flavor $$f ==="; $(PYTEST) --flavor $$f $(1) || rc=1; done; exit $$rc
 
-.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol faults test lint
+.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol faults nodes test lint
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= pick
 	$(call per_flavor,-m e2e tests/e2e)
 
 faults: venv cluster images ## fault matrix under write load (tests/faults), per flavor
-	$(call per_flavor,-m faults tests/faults)
+	$(call per_flavor,-m "faults and not nodes" tests/faults)
+
+nodes: venv cluster images ## node faults under write load (drain, lost nodes), per flavor: alone, they reach every namespace
+	$(call per_flavor,-m nodes tests/faults)
 
 netpol: venv cluster images ## the chart's NetworkPolicy enforced (allow/deny, cloning under the policy), per flavor
 	$(call per_flavor,-m netpol tests/e2e)
@@ -59,6 +62,7 @@ netpol: venv cluster images ## the chart's NetworkPolicy enforced (allow/deny, c
 # Without FLAVOR, two lanes side by side (ci/lanes.sh): e2e then the fault matrix for MySQL | e2e
 # for MariaDB, then repo-e2e and netpol (both flavors). The other lane ends within the matrix's
 # first faults, which bound no timing; the faults that bound how stale a read may be run after it.
+# The node faults drain and stop nodes, which reaches every namespace: they run after the lanes.
 test: venv ## every test: unit, smoke, e2e, repo-e2e and netpol (both flavors), faults (default flavor), in 2 lanes
 	$(MAKE) unit
 	$(MAKE) smoke
@@ -66,11 +70,13 @@ test: venv ## every test: unit, smoke, e2e, repo-e2e and netpol (both flavors), 
 ifeq ($(FLAVOR),)
 	bash ci/lanes.sh "e2e-mysql+faults=$(MAKE) e2e FLAVOR=mysql && $(MAKE) faults FLAVOR=mysql" \
 	  "e2e-mariadb+repo+netpol=$(MAKE) e2e FLAVOR=mariadb && $(MAKE) repo-e2e && $(MAKE) netpol"
+	$(MAKE) nodes FLAVOR=mysql
 else
 	$(MAKE) e2e
 	$(MAKE) repo-e2e
 	$(MAKE) netpol
 	$(MAKE) faults
+	$(MAKE) nodes
 endif
 
 lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README table (chart-lint)

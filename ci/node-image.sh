@@ -14,6 +14,7 @@ K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 NET_ROOTFS=$CACHE/net-rootfs-$DEBIAN_SUITE-$NODE_RECIPE/rootfs.tar
 BASE_IMAGE=$LOCAL/kind-base:$KIND_VERSION-$DEBIAN_SUITE-$NODE_RECIPE
 FLANNEL_IMAGE=$LOCAL/flannel:$FLANNEL_VERSION
+CLUSTER_NAME=${CLUSTER_NAME:-mysql-chart}  # the pod network's manifest names its control plane
 KUBE_ROUTER_IMAGE=$LOCAL/kube-router:$KUBE_ROUTER_VERSION-$(bash "$ROOT/ci/cni.sh" deps-key)
 NODE_PKGS=systemd,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,nfs-common,open-iscsi,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins
 NET_PKGS=iptables,nftables,conntrack,kmod,ipset,iproute2
@@ -192,7 +193,8 @@ node_images() {
 
 # usage: cni_manifest > default-cni.yaml  -- ci/node/default-cni.yaml naming the images built here
 cni_manifest() {
-  sed -e "s|@FLANNEL_IMAGE@|$FLANNEL_IMAGE|" -e "s|@KUBE_ROUTER_IMAGE@|$KUBE_ROUTER_IMAGE|" "$ROOT/ci/node/default-cni.yaml"
+  sed -e "s|@FLANNEL_IMAGE@|$FLANNEL_IMAGE|" -e "s|@KUBE_ROUTER_IMAGE@|$KUBE_ROUTER_IMAGE|" \
+      -e "s|@API_SERVER_HOST@|$CLUSTER_NAME-control-plane|" "$ROOT/ci/node/default-cni.yaml"
 }
 
 # usage: node_tag -> the node image name, keyed by every input of the recipe
@@ -200,7 +202,7 @@ node_tag() {
   local h
   h=$( { printf '%s\n' "$K8S_VERSION" "$KIND_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" \
             "$CRICTL_VERSION" "$PAUSE_TAG" "$ETCD_TAG" "$NODE_RECIPE" "$DEBIAN_SUITE" \
-            "$FLANNEL_VERSION" "$FLANNEL_CNI_VERSION" "$KUBE_ROUTER_VERSION" "$KUBE_ROUTER_DEPS"
+            "$FLANNEL_VERSION" "$FLANNEL_CNI_VERSION" "$KUBE_ROUTER_VERSION" "$KUBE_ROUTER_DEPS" "$CLUSTER_NAME"
           cat "$ROOT/ci/node-image.sh" "$ROOT/ci/cni.sh" "$ROOT"/ci/node/*.yaml "$ROOT"/ci/files/iptables-wrapper.sh; } | sha256sum | cut -c1-10)
   echo "$LOCAL/kind-node:$K8S_VERSION-$h"
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -788,6 +789,75 @@ def assert_reads_fresh(ledger: Ledger) -> None:
     )
 
 
+# --- nodes: drains and lost nodes (marked `nodes`: they reach every namespace, so run alone) -------
+
+
+def node_of(release: Release, ordinal: int) -> str:
+    return release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace).spec.node_name
+
+
+def drain(release: Release, node: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """`kubectl drain NODE` (evictions, so disruption budgets apply); its result, failed or not."""
+    return release.cluster.kubectl(
+        "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={timeout}s",
+        timeout=timeout + 60, check=False,
+    )  # fmt: skip
+
+
+def uncordon_every_node(release: Release) -> None:
+    for node in release.kube.core.list_node().items:
+        if node.spec.unschedulable:
+            release.cluster.kubectl("uncordon", node.metadata.name)
+
+
+def unschedulable(release: Release, ordinal: int, old_uid: str | None = None) -> V1Pod | Pending:
+    """Pod `ordinal` (a new one, when old_uid is given) waiting for a node: its volume's node is
+    cordoned (local volumes bind a pod to its node)."""
+    try:
+        pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return Pending(f"{release.pod(ordinal)} absent")
+        raise
+    scheduled = [c for c in pod.status.conditions or [] if c.type == "PodScheduled"]
+    if pod.metadata.uid != old_uid and scheduled and scheduled[0].status == "False":
+        return pod
+    return Pending(pod_summary(pod))
+
+
+def drain_primarys_node(release: Release) -> Predicate:
+    """`kubectl drain` of mysql-0's node while mysql-2 is down (its node cordoned, the pod deleted:
+    it waits there, its volume being on that node) is held by the disruption budget and mysql-0
+    keeps serving. mysql-2's node uncordoned, mysql-2 back, the drain proceeds: mysql-0 is evicted
+    and waits for its node (its volume is there); uncordoned, it comes back with its data."""
+    core, namespace = release.kube.core, release.namespace
+    primary_node, other_node = node_of(release, 0), node_of(release, 2)
+    assert primary_node != other_node, "mysql-0 and mysql-2 share a node"
+    release.cluster.kubectl("cordon", other_node)
+    old = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
+    core.delete_namespaced_pod(release.pod(2), namespace)
+    wait_until(lambda: unschedulable(release, 2, old), timeout=120, what="mysql-2 waiting for its node")
+
+    held = drain(release, primary_node, timeout=30)
+    assert held.returncode != 0, f"the drain went through with mysql-2 down:\n{held.stdout}"
+    assert "disruption budget" in held.stderr, held.stderr[-2000:]
+    assert pod_is_ready(core.read_namespaced_pod(release.pod(0), namespace)), "mysql-0 left during the drain"
+    log.info("drain of %s held by the disruption budget while mysql-2 was down", primary_node)
+
+    release.cluster.kubectl("uncordon", other_node)
+    wait_until(
+        lambda: pod_is_ready(core.read_namespaced_pod(release.pod(2), namespace)) or Pending("mysql-2"),
+        timeout=RECOVERY_TIMEOUT, what="mysql-2 back on its node", transient=(ApiException,),
+    )  # fmt: skip
+    old = core.read_namespaced_pod(release.pod(0), namespace).metadata.uid
+    done = drain(release, primary_node, timeout=180)
+    assert done.returncode == 0, f"the drain failed with every pod up:\n{done.stdout}\n{done.stderr}"
+    wait_until(lambda: unschedulable(release, 0, old), timeout=120, what="mysql-0 waiting for its node")
+    log.info("%s drained; mysql-0 waits for it (its volume is there)", primary_node)
+    release.cluster.kubectl("uncordon", primary_node)
+    return pod_recreated_and_ready(release.kube, namespace, release.pod(0), old)
+
+
 # --- the matrix, in order ----------------------------------------------------------------------------
 
 
@@ -911,3 +981,13 @@ def test_n_the_donor_frozen_mid_clone(release: Release, settings: Settings) -> N
         lambda _: freeze_donor_mid_clone(release),
     )  # fmt: skip
     assert_cloned_around_mysql_1(release)
+
+
+@pytest.mark.nodes
+def test_o_draining_the_primarys_node(release: Release, settings: Settings) -> None:
+    """`kubectl drain` of mysql-0's node is held by the disruption budget while mysql-2 is down, and
+    proceeds once it is back; mysql-0 returns, when its node does, with every acknowledged write."""
+    try:
+        survive(release, settings, "o. drain of the primary's node", lambda _: drain_primarys_node(release))
+    finally:
+        uncordon_every_node(release)

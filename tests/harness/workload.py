@@ -212,6 +212,9 @@ def parse_reader_log(text: str) -> list[Read]:
     return reads
 
 
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
 @dataclass
 class WorkloadPod:
     """A long-lived client pod of the release's server image running one bash loop."""
@@ -235,6 +238,9 @@ class WorkloadPod:
             "spec": {
                 "restartPolicy": "Never",
                 "terminationGracePeriodSeconds": 0,
+                # On the control plane: the node faults drain and stop workers, never the clients.
+                "nodeSelector": {CONTROL_PLANE: ""},
+                "tolerations": [{"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"}],
                 "securityContext": {
                     **RESTRICTED_POD_SECURITY,
                     "runAsUser": MYSQL_UID,

@@ -15,6 +15,7 @@ def test_install_named_mysql_gives_the_documented_objects(mysql_docs: list[Doc])
     """`helm install mysql ./chart` yields exactly the contract's object names."""
     assert names(mysql_docs) == [
         "ConfigMap/mysql",
+        "NetworkPolicy/mysql",
         "Pod/mysql-test-replication",
         "PodDisruptionBudget/mysql",
         "Secret/mysql",

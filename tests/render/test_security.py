@@ -139,7 +139,17 @@ def test_network_policy_admits_release_pods_and_labelled_clients_only(flavor: st
     assert test_pod["metadata"]["labels"]["mysql-client"] == "true", "the helm test must pass the policy"
     open_policy = network_policy({"flavor": flavor, "networkPolicy": {"enabled": True}})
     assert "from" not in ingress_by_port(open_policy)[3306]
-    assert not [d for d in render({"flavor": flavor}) if d["kind"] == "NetworkPolicy"], "off by default"
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_network_policy_is_on_by_default_with_3306_open_to_clients(flavor: str) -> None:
+    """By default the policy exists: 3306 open to every client, MariaDB's 3307 to the release only;
+    networkPolicy.enabled=false renders none."""
+    rules = ingress_by_port(network_policy({"flavor": flavor}))
+    assert "from" not in rules[3306]
+    assert set(rules) == ({3306, 3307} if flavor == "mariadb" else {3306})
+    off = {"flavor": flavor, "networkPolicy": {"enabled": False}}
+    assert not [d for d in render(off) if d["kind"] == "NetworkPolicy"]
 
 
 def test_network_policy_opens_the_mariadb_backup_port_only_to_release_pods() -> None:
