@@ -3,6 +3,8 @@
 # running, then waits for `docker info`. Idempotent: safe to run before every make target.
 # On hosts whose capability bounding set lacks CAP_SYS_RESOURCE (this project's VMs), makes a
 # runc wrapper the default runtime so that --privileged containers (kind nodes) can start.
+# One run at a time (a lock in the cache): `make test`'s lanes each start with `make cluster`,
+# and two runs side by side once failed installing the wrapper ("File exists").
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 WRAPPER=/usr/local/sbin/runc-airgap
@@ -29,7 +31,9 @@ configure_daemon() {
   mkdir -p /etc/docker
   local want='{}'
   if lacks_sys_resource; then
-    install -m 0755 "$ROOT/ci/files/runc-wrapper.sh" "$WRAPPER"
+    if ! cmp -s "$ROOT/ci/files/runc-wrapper.sh" "$WRAPPER"; then
+      install -m 0755 "$ROOT/ci/files/runc-wrapper.sh" "$WRAPPER.new" && mv -f "$WRAPPER.new" "$WRAPPER"
+    fi
     want=$(jq -n --arg p "$WRAPPER" '{runtimes: {"runc-airgap": {path: $p}}, "default-runtime": "runc-airgap"}')
   fi
   if [[ ! -f /etc/docker/daemon.json ]] || [[ $(jq -S . /etc/docker/daemon.json) != $(jq -S . <<<"$want") ]]; then
@@ -47,7 +51,8 @@ start_daemon() {
   if docker info >/dev/null 2>&1; then return 0; fi
   if ! pgrep -x dockerd >/dev/null; then
     log "docker: starting dockerd (log: $LOGS/dockerd.log)"
-    setsid nohup dockerd >>"$LOGS/dockerd.log" 2>&1 </dev/null &
+    # without the lock's descriptor: dockerd outlives this script, and would hold the lock for good
+    setsid nohup dockerd >>"$LOGS/dockerd.log" 2>&1 </dev/null {lock}>&- &
   fi
   local deadline=$(( SECONDS + 90 ))
   until docker info >/dev/null 2>&1; do
@@ -57,7 +62,11 @@ start_daemon() {
   log "docker: dockerd is up ($(docker version --format '{{.Server.Version}}'))"
 }
 
+lock=  # the descriptor of $CACHE/docker.lock, held while main runs
+
 main() {
+  exec {lock}>"$CACHE/docker.lock"
+  flock "$lock"
   install_engine
   configure_daemon
   start_daemon

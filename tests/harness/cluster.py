@@ -285,6 +285,18 @@ class Cluster:
         short = container_id.removeprefix("containerd://")[:12]
         log.info("sent SIG%s to process %s (container %s) on node %s", signal, pid, short, node)
 
+    def stop_node(self, node: str) -> None:
+        """`docker stop` a kind node: the machine goes away, with every pod on it (a lost node)."""
+        if self.settings.existing_cluster:
+            raise RuntimeError("stopping a node needs the kind cluster's nodes (docker stop)")
+        run(["docker", "stop", node], env=self.env, timeout=120)
+        log.info("node %s stopped (docker stop)", node)
+
+    def start_node(self, node: str) -> None:
+        """`docker start` a stopped kind node: it boots and its kubelet rejoins the cluster."""
+        run(["docker", "start", node], env=self.env, timeout=120)
+        log.info("node %s started again (docker start)", node)
+
     def drop_packets(self, node: str, container_id: str, peer: str, *, drop: bool = True) -> None:
         """Partition a pod from the address `peer`, silently: every packet between them is dropped
         (iptables in the network namespace of the container's process, entered from the node), as a
