@@ -12,6 +12,18 @@ on() {
   sql_remote "$1" root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
 }
 
+# usage: wait_for_connection HOST -- polls HOST until it accepts a connection, or fails. A network
+# policy engine may admit a pod a moment after it starts (kube-router adds its address to the
+# allowed sources on its next sync): until then the primary refuses this pod.
+wait_for_connection() {
+  local host=$1 out='' deadline
+  deadline=$((SECONDS + ${TIMEOUT_SECONDS:?TIMEOUT_SECONDS is required}))
+  until out=$(on "$host" <<<"SELECT 1;" 2>&1); do
+    ((SECONDS < deadline)) || die "$host refused every connection for ${TIMEOUT_SECONDS}s; last: ${out:0:300}"
+    sleep 2
+  done
+}
+
 # usage: wait_for_row HOST TABLE VALUE -- polls HOST until TABLE holds VALUE, or fails
 wait_for_row() {
   local host=$1 table=$2 value=$3 seen='' deadline
@@ -32,7 +44,8 @@ main() {
   local table value i
   table=chart_test.t_$(date +%s)_$RANDOM
   value=v$RANDOM$RANDOM
-  log "writing $value into $table through ${PRIMARY_SERVICE:?PRIMARY_SERVICE is required}"
+  wait_for_connection "${PRIMARY_SERVICE:?PRIMARY_SERVICE is required}"
+  log "writing $value into $table through $PRIMARY_SERVICE"
   on "$PRIMARY_SERVICE" <<EOSQL
 CREATE DATABASE IF NOT EXISTS chart_test;
 CREATE TABLE $table (id INT PRIMARY KEY, v VARCHAR(64));
