@@ -514,16 +514,23 @@ def fill_volume(release: Release, ordinal: int, node: str, path: str) -> Predica
 # --- donors failing mid-clone --------------------------------------------------------------------------
 
 
-def clone_underway(release: Release, ordinal: int, old_uid: str) -> str | Pending:
-    """What the clone init container of pod `ordinal` (a new pod: not old_uid) is copying, once data
-    moves. MySQL: the stage and bytes the throw-away server the clone runs in reports (through its
-    socket, inside the container); MariaDB: the donor accepted and the stream runs (its log)."""
+def pod_or_absent(release: Release, ordinal: int) -> V1Pod | Pending:
+    """Pod `ordinal`, or Pending when it does not exist (between a deletion and its replacement)."""
     try:
-        pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+        return release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
     except ApiException as e:
         if e.status == 404:
             return Pending(f"{release.pod(ordinal)} absent")
         raise
+
+
+def clone_underway(release: Release, ordinal: int, old_uid: str) -> str | Pending:
+    """What the clone init container of pod `ordinal` (a new pod: not old_uid) is copying, once data
+    moves. MySQL: the stage and bytes the throw-away server the clone runs in reports (through its
+    socket, inside the container); MariaDB: the donor accepted and the stream runs (its log)."""
+    pod = pod_or_absent(release, ordinal)
+    if isinstance(pod, Pending):
+        return pod
     clone = [s for s in pod.status.init_container_statuses or [] if s.name == "clone"]
     if pod.metadata.uid == old_uid or not (clone and clone[0].state and clone[0].state.running):
         return Pending(f"no clone running yet: {pod_summary(pod)}")
@@ -817,12 +824,9 @@ def uncordon_every_node(release: Release) -> None:
 def unschedulable(release: Release, ordinal: int, old_uid: str | None = None) -> V1Pod | Pending:
     """Pod `ordinal` (a new one, when old_uid is given) waiting for a node: its volume's node is
     cordoned (local volumes bind a pod to its node)."""
-    try:
-        pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return Pending(f"{release.pod(ordinal)} absent")
-        raise
+    pod = pod_or_absent(release, ordinal)
+    if isinstance(pod, Pending):
+        return pod
     scheduled = [c for c in pod.status.conditions or [] if c.type == "PodScheduled"]
     if pod.metadata.uid != old_uid and scheduled and scheduled[0].status == "False":
         return pod
