@@ -186,11 +186,14 @@ def readiness_says(release: Release, ordinal: int, *words: str) -> object:
 REBUILD_WINDOW_SECONDS = 15
 
 
-def ready_again(release: Release, ordinal: int) -> Predicate:
-    """Predicate: pod `ordinal` is Ready (again)."""
+def ready_again(release: Release, ordinal: int, same_pod: str | None = None) -> Predicate:
+    """Predicate: pod `ordinal` is Ready (again); with same_pod (a uid), it must still be that pod:
+    restarted where it was, not recreated."""
 
     def ready() -> object:
         pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+        recreated = same_pod is not None and pod.metadata.uid != same_pod
+        assert not recreated, f"{pod.metadata.name} was recreated, not restarted on its node"
         return pod_is_ready(pod) or Pending(f"{pod_summary(pod)}: not ready again")
 
     return ready
@@ -854,8 +857,8 @@ def drain_primarys_node(release: Release) -> Predicate:
 
     release.cluster.kubectl("uncordon", other_node)
     wait_until(
-        lambda: pod_is_ready(core.read_namespaced_pod(release.pod(2), namespace)) or Pending("mysql-2"),
-        timeout=RECOVERY_TIMEOUT, what="mysql-2 back on its node", transient=(ApiException,),
+        ready_again(release, 2), timeout=RECOVERY_TIMEOUT, what="mysql-2 back on its node",
+        transient=(ApiException,),
     )  # fmt: skip
     old = core.read_namespaced_pod(release.pod(0), namespace).metadata.uid
     done = drain(release, primary_node, timeout=180)
@@ -889,13 +892,7 @@ def lose_replicas_node(release: Release) -> Predicate:
     finally:
         release.cluster.start_node(node)
     wait_until(lambda: node_ready(release, node), timeout=180, what=f"{node} Ready again")
-
-    def back() -> object:
-        pod = core.read_namespaced_pod(release.pod(1), namespace)
-        assert pod.metadata.uid == uid, "mysql-1 was recreated, not restarted on its node"
-        return pod_is_ready(pod) or Pending(pod_summary(pod))
-
-    return back
+    return ready_again(release, 1, same_pod=uid)
 
 
 # --- the matrix, in order ----------------------------------------------------------------------------
