@@ -34,11 +34,6 @@ donor_candidates() {
   printf '0\n'
 }
 
-# usage: peer_host ORDINAL -> the stable DNS name of that pod
-peer_host() {
-  printf '%s-%s.%s\n' "${HOSTNAME%-*}" "$1" "${SERVICE_NAME:?SERVICE_NAME is required}"
-}
-
 # usage: mark_complete HOST -- the last write into a validated clone in STAGING
 mark_complete() {
   printf 'cloned from %s %s\n' "$1" "$(date -u +%FT%TZ)" >"$STAGING/$COMPLETE_MARK"

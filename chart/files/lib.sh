@@ -54,6 +54,24 @@ ordinal() {
   printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
+# usage: peer_host ORDINAL -> the stable DNS name of that pod
+peer_host() {
+  printf '%s-%s.%s\n' "${HOSTNAME%-*}" "$1" "${SERVICE_NAME:?SERVICE_NAME is required}"
+}
+
+# usage: existing_peers -> the ordinals >= 1 whose pod exists (its DNS name resolves)
+existing_peers() {
+  local i misses=0
+  for ((i = 1; i < 100 && misses < 3; i++)); do
+    if getent hosts "$(peer_host "$i")" >/dev/null 2>&1; then
+      printf '%s\n' "$i"
+      misses=0
+    else
+      misses=$((misses + 1))
+    fi
+  done
+}
+
 # The only place where the two flavors differ in binary names.
 # MySQL clones with its clone plugin inside the server; MariaDB streams mariadb-backup.
 case ${FLAVOR:?FLAVOR is required (mysql or mariadb)} in
@@ -96,10 +114,11 @@ sql() {
 }
 
 # usage: sql_remote HOST USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on HOST:3306 over TCP
+# (killed after LOCAL_TIMEOUT seconds when that is set: bounded, below)
 sql_remote() {
   local host=$1 user=$2 password=$3
   shift 3
-  "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host="$host" \
+  bounded "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host="$host" \
     --port=3306 --connect-timeout=5 --batch --skip-column-names "$@"
 }
 

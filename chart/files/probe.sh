@@ -5,7 +5,8 @@
 #              (the primary's heartbeat) is at most MAX_LAG_SECONDS old.
 # It connects through the admin port (lib.sh local_sql): an application holding every connection
 # does not make it fail.
-# Inputs (env): FLAVOR, HOSTNAME, MYSQL_PROBE_PASSWORD, MAX_LAG_SECONDS (readiness).
+# Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME, MYSQL_PROBE_PASSWORD, MAX_LAG_SECONDS and
+#   MYSQL_REPLICATION_PASSWORD (readiness).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
@@ -14,6 +15,8 @@ PROBE_USER=probe
 # Each client call ends within this many seconds (lib.sh bounded): the probe exits even when the
 # server is frozen, so the kubelet sees the failure instead of waiting on it.
 LOCAL_TIMEOUT=${PROBE_CLIENT_SECONDS:-2}
+# Each other member asked for its heartbeat gets this long (a member on a lost node never answers).
+PEER_TIMEOUT=${PROBE_PEER_SECONDS:-2}
 
 # usage: check_alive -- the server answers a ping
 check_alive() {
@@ -59,7 +62,42 @@ check_replica() {
     return 0
   fi
   [[ $age =~ ^-?[0-9]+$ ]] || die "unreadable heartbeat age '$age'"
-  ((age <= max)) || die "data is ${age}s old (max ${max}s); I/O thread $io${error:+: ${error:0:200}}"
+  ((age <= max)) || check_nobody_fresher "$age" "I/O thread $io${error:+: ${error:0:200}}"
+}
+
+# usage: member_heartbeats -> "AGE TS HOST" for every other member of the release that answers
+# within PEER_TIMEOUT (the primary's own row included): AGE in seconds by that member's clock, TS
+# as the primary stamped it. Asked in parallel, as the replication account.
+member_heartbeats() {
+  local host
+  for host in "$(peer_host 0)" $(existing_peers | while read -r i; do peer_host "$i"; done); do
+    [[ $host == "$HOSTNAME".* ]] && continue
+    LOCAL_TIMEOUT=$PEER_TIMEOUT sql_remote "$host" replication \
+      "${MYSQL_REPLICATION_PASSWORD:?MYSQL_REPLICATION_PASSWORD is required}" --connect-timeout=1 \
+      <<<"SELECT TIMESTAMPDIFF(SECOND, ts, UTC_TIMESTAMP(6)), ts, '${host%%.*}' FROM $HEARTBEAT_TABLE WHERE id = 1;" \
+      2>/dev/null &
+  done
+  wait
+}
+
+# usage: check_nobody_fresher AGE DETAIL -- this replica's data is AGE seconds old (over the bound).
+# It stays in mysql-read only while no member holds fresh data (the primary is gone for everyone, so
+# reads serve the last state) and its copy is within MAX_LAG_SECONDS of the freshest one. Fails
+# when a member has fresh data (this replica is cut off or behind) and when no member answers (a
+# lone replica cannot tell a lost primary from its own isolation).
+check_nobody_fresher() {
+  local age=$1 detail=$2 max=$MAX_LAG_SECONDS peer_age ts host freshest='' from='' behind
+  while IFS=$'\t' read -r peer_age ts host; do
+    [[ $peer_age =~ ^-?[0-9]+$ && $ts =~ ^[0-9-]+\ [0-9:.]+$ ]] || continue
+    ((peer_age > max)) || die "data is ${age}s old (max ${max}s) while $host's is ${peer_age}s old; $detail"
+    if [[ $ts > $freshest ]]; then freshest=$ts from=$host; fi
+  done < <(member_heartbeats)
+  [[ -n $freshest ]] || die "data is ${age}s old (max ${max}s) and no other member answers; $detail"
+  behind=$(local_sql "$PROBE_USER" "$MYSQL_PROBE_PASSWORD" \
+    <<<"SELECT TIMESTAMPDIFF(SECOND, ts, '$freshest') FROM $HEARTBEAT_TABLE WHERE id = 1;") ||
+    die "server does not answer"
+  ((behind <= max)) || die "data is ${behind}s behind $from's (max ${max}s), and the primary's heartbeat is lost everywhere"
+  log "data is ${age}s old, but no member holds fresher data (the primary is lost): serving it"
 }
 
 # usage: main MODE

@@ -15,19 +15,6 @@ RECOVERY_WAIT_SECONDS=${RECOVERY_WAIT_SECONDS:-300}
 # Seconds a peer gets to apply the transactions it received before it is asked for its GTID set.
 APPLY_WAIT_SECONDS=${APPLY_WAIT_SECONDS:-60}
 
-# usage: existing_peers -> the ordinals >= 1 whose pod exists (its DNS name resolves)
-existing_peers() {
-  local i misses=0
-  for ((i = 1; i < 100 && misses < 3; i++)); do
-    if getent hosts "$(peer_host "$i")" >/dev/null 2>&1; then
-      printf '%s\n' "$i"
-      misses=0
-    else
-      misses=$((misses + 1))
-    fi
-  done
-}
-
 # usage: peer_sql HOST [CLIENT_ARGS...] <<<"SQL" -- SQL on HOST as the replication account
 peer_sql() {
   sql_remote "$1" replication "${MYSQL_REPLICATION_PASSWORD:?MYSQL_REPLICATION_PASSWORD is required}" "${@:2}"

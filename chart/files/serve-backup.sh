@@ -6,7 +6,7 @@
 # and, on a replica, have applied every transaction it received (so that a primary recovering a
 # lost datadir from it gets every write a replica acknowledged), even while the primary is down.
 # Inputs (env): FLAVOR, HOSTNAME, BACKUP_TOKEN, MYSQL_BACKUP_PASSWORD, MYSQL_PROBE_PASSWORD,
-#   SOCAT_PEERADDR (set by socat).
+#   CLONE_MAX_BANDWIDTH_MIB (0: no cap), SOCAT_PEERADDR (set by socat).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
@@ -25,6 +25,25 @@ stream_backup() {
   # Backup tools read their option file more than once, so it is a 0600 file, not a pipe.
   "$BACKUP_BIN" --defaults-file="$work/backup.cnf" --backup --stream=xbstream \
     --target-dir="$work/target"
+}
+
+# usage: rate_limit MIB -- copies stdin to stdout, at most MIB MiB per second (0: no cap), in
+# 1 MiB blocks. A steady pace: mariadb-backup's own --throttle moves its copy in bursts, long
+# enough pauses for the recipient to take the stream for stalled.
+rate_limit() {
+  local mib=$1 report start=${EPOCHREALTIME/./} blocks=0 wait_us
+  if ((mib == 0)); then
+    cat
+    return
+  fi
+  # dd reports "N bytes ... copied" on stderr (captured); its data goes to fd 3, the real stdout.
+  while report=$(dd bs=1M count=1 iflag=fullblock 2>&1 >&3) &&
+    [[ $report =~ (^|$'\n')([0-9]+)\ bytes ]] && ((BASH_REMATCH[2] > 0)); do
+    blocks=$((blocks + 1))
+    wait_us=$((start + blocks * 1000000 / mib - ${EPOCHREALTIME/./}))
+    if ((wait_us > 0)); then sleep "$((wait_us / 1000000)).$(printf '%06d' $((wait_us % 1000000)))"; fi
+  done 3>&1
+  [[ -n ${report:-} && $report =~ (^|$'\n')0\ bytes ]] || { printf 'rate_limit: %s\n' "$report" >&2; return 1; }
 }
 
 # usage: check_donor -> prints why this pod cannot serve a backup now, and fails; succeeds when it can
@@ -62,7 +81,7 @@ main() {
   fi
   log "streaming a backup to $peer"
   printf 'OK %s\n' "$HOSTNAME"
-  if stream_backup 2>"/tmp/backup-$$.log"; then
+  if stream_backup 2>"/tmp/backup-$$.log" | rate_limit "${CLONE_MAX_BANDWIDTH_MIB:-0}"; then
     log "backup to $peer complete"
   else
     warn "backup to $peer failed: $(tail -n 3 "/tmp/backup-$$.log")"

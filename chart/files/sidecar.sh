@@ -59,7 +59,8 @@ EOSQL
 # usage: ensure_primary_objects -- on the primary, on every start (idempotent; replicated to every
 # pod): the heartbeat table the replicas' readiness reads; the probe account on the admin port
 # (lib.sh admin_accounts_sql); the replication account may read a
-# replica's status (a primary that lost its volume compares its peers with it); MySQL: the donors'
+# replica's status (a primary that lost its volume compares its peers with it) and the heartbeat
+# (a stale replica's readiness asks the other members whether anyone has fresher data); MySQL: the donors'
 # clone account (a datadir made before the chart cloned with the clone plugin lacks it).
 ensure_primary_objects() {
   local monitor='REPLICATION CLIENT'
@@ -69,7 +70,7 @@ CREATE DATABASE IF NOT EXISTS mysql_chart;
 CREATE TABLE IF NOT EXISTS $HEARTBEAT_TABLE (id TINYINT UNSIGNED PRIMARY KEY,
   ts DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL);
 $(admin_accounts_sql "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}")
-GRANT SELECT ON $HEARTBEAT_TABLE TO 'probe'@'localhost', 'probe'@'127.0.0.1';
+GRANT SELECT ON $HEARTBEAT_TABLE TO 'probe'@'localhost', 'probe'@'127.0.0.1', 'replication'@'%';
 GRANT $monitor ON *.* TO 'replication'@'%';
 EOSQL
   [[ $FLAVOR == mysql ]] || return 0

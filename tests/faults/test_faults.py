@@ -527,10 +527,11 @@ def pod_or_absent(release: Release, ordinal: int) -> V1Pod | Pending:
         raise
 
 
-def clone_underway(release: Release, ordinal: int, old_uid: str) -> str | Pending:
+def clone_underway(release: Release, ordinal: int, old_uid: str, donor: int) -> str | Pending:
     """What the clone init container of pod `ordinal` (a new pod: not old_uid) is copying, once data
     moves. MySQL: the stage and bytes the throw-away server the clone runs in reports (through its
-    socket, inside the container); MariaDB: the donor accepted and the stream runs (its log)."""
+    socket, inside the container); MariaDB: pod `donor` accepted and the stream runs (its log).
+    Fails when a MariaDB clone got its stream from another donor first: the fault would miss it."""
     pod = pod_or_absent(release, ordinal)
     if isinstance(pod, Pending):
         return pod
@@ -539,9 +540,13 @@ def clone_underway(release: Release, ordinal: int, old_uid: str) -> str | Pendin
         return Pending(f"no clone running yet: {pod_summary(pod)}")
     if release.db.flavor.name == "mariadb":
         text = container_log(release, ordinal, "clone")
-        if "accepted; receiving the stream" in text:
-            return text.strip().splitlines()[-1]
-        return Pending(f"clone log: {text.strip().splitlines()[-1:]}")
+        accepted = [line for line in text.splitlines() if "accepted; receiving the stream" in line]
+        if not accepted:
+            return Pending(f"clone log: {text.strip().splitlines()[-1:]}")
+        assert f"donor {release.pod(donor)} accepted" in accepted[0], (
+            f"{release.pod(ordinal)}'s clone streamed from another donor first:\n{text[-3000:]}"
+        )
+        return accepted[0]
     sql = (
         "SELECT CONCAT(STAGE, ' ', DATA) FROM performance_schema.clone_progress "
         "WHERE STATE = 'In Progress' AND STAGE IN ('FILE COPY', 'PAGE COPY') AND DATA > 0"
@@ -560,7 +565,7 @@ def reclone_until_copying(release: Release) -> tuple[Predicate, V1Pod]:
     old_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
     back = delete_claim_and_pod(release, 2)
     stage = wait_until(
-        lambda: clone_underway(release, 2, old_uid), timeout=300, interval=1,
+        lambda: clone_underway(release, 2, old_uid, donor=1), timeout=300, interval=1,
         what="mysql-2's clone copying data",
     )  # fmt: skip
     log.info("mysql-2's clone is copying: %s", stage)
@@ -895,6 +900,50 @@ def lose_replicas_node(release: Release) -> Predicate:
     return ready_again(release, 1, same_pod=uid)
 
 
+def serves_while_primary_lost(release: Release, ordinal: int, since: float) -> str:
+    """Replica `ordinal` has been Ready since before `since` (its Ready condition has not moved), and
+    its readiness probe passes because no member has fresher data; what the probe said."""
+    pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+    ready = ready_condition(pod)
+    probe = exec_in_pod(
+        release.kube, release.namespace, pod.metadata.name,
+        ["bash", "/opt/mysql-chart/probe.sh", "readiness"], container="mysql",
+    )  # fmt: skip
+    said = probe.stderr.strip()[-400:]
+    assert ready.status == "True" and ready.last_transition_time.timestamp() < since, (
+        f"{pod.metadata.name} left mysql-read: Ready {ready.status} since "
+        f"{ready.last_transition_time}; its probe now: rc {probe.rc}, {said}"
+    )
+    assert probe.rc == 0 and "no member holds fresher data" in said, f"rc {probe.rc}: {said}"
+    return said
+
+
+def lose_primarys_node(release: Release) -> Predicate:
+    """mysql-0's node stopped (`docker stop`): writes stop, but mysql-1 and mysql-2, their data
+    soon older than maxLagSeconds, stay in mysql-read (each asks the other members, and nobody has
+    fresher data) until Kubernetes sees the node gone and longer. Started again, the node brings
+    mysql-0 back (the same pod, on its volume) with every acknowledged write; replication resumes."""
+    core, namespace = release.kube.core, release.namespace
+    node, uid = node_of(release, 0), core.read_namespaced_pod(release.primary, namespace).metadata.uid
+    assert node not in (node_of(release, 1), node_of(release, 2)), "a replica shares mysql-0's node"
+    release.cluster.stop_node(node)
+    stopped_at = time.time()
+    try:
+        wait_until(
+            lambda: not_ready_since(release, 0), timeout=180, interval=2,
+            what="mysql-0 marked unready with its node gone", transient=(ApiException,),
+        )  # fmt: skip
+        # The replicas' data is now far older than maxLagSeconds by the clock: they must still serve.
+        assert time.time() - stopped_at > MAX_LAG_SECONDS + 2 * PROBE_PERIOD
+        for ordinal in (1, 2):
+            said = serves_while_primary_lost(release, ordinal, stopped_at)
+            log.info("mysql-%d, mysql-0's node gone: %s", ordinal, said)
+    finally:
+        release.cluster.start_node(node)
+    wait_until(lambda: node_ready(release, node), timeout=180, what=f"{node} Ready again")
+    return ready_again(release, 0, same_pod=uid)
+
+
 # --- the matrix, in order ----------------------------------------------------------------------------
 
 
@@ -1040,4 +1089,17 @@ def test_p_losing_a_replicas_node(release: Release, settings: Settings) -> None:
     )
     assert ledger.seconds_without_reads() <= NODE_LOSS_READ_GAP, (
         f"mysql-read served nothing for {ledger.seconds_without_reads():.1f}s with one node lost"
+    )
+
+
+@pytest.mark.nodes
+def test_q_losing_the_primarys_node(release: Release, settings: Settings) -> None:
+    """`docker stop` of mysql-0's node: writes wait for it, but mysql-read keeps serving the last
+    state from mysql-1 and mysql-2 (no longer gap than NODE_LOSS_READ_GAP); started again, the node
+    brings mysql-0 back with every acknowledged write, and the replicas catch up."""
+    ledger = survive(
+        release, settings, "q. node of the primary mysql-0 stopped", lambda _: lose_primarys_node(release)
+    )
+    assert ledger.seconds_without_reads() <= NODE_LOSS_READ_GAP, (
+        f"mysql-read served nothing for {ledger.seconds_without_reads():.1f}s with the primary's node lost"
     )

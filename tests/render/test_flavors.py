@@ -153,7 +153,8 @@ def test_mariadb_sidecar_serves_backups_on_3307_with_the_token(mariadb_docs: lis
     assert env(sidecar)["BACKUP_TOKEN"]["valueFrom"] == {
         "secretKeyRef": {"name": "mysql", "key": "backup-token"}
     }
-    assert "CLONE_MAX_BANDWIDTH_MIB" not in env(sidecar)
+    # The donor paces its stream to clone.maxBandwidthMiB (0: no cap).
+    assert env(sidecar)["CLONE_MAX_BANDWIDTH_MIB"]["value"] == "0"
     assert [c["name"] for c in spec["initContainers"]] == ["init-config", "clone"]
     assert [c["name"] for c in spec["containers"]] == ["mysql", "sidecar"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,29 @@ def test_alerts_warn_when_the_primary_falls_back_to_async_and_before_a_volume_fi
     assert "rpl_semi_sync_master_status" in rules["MySQLSemiSyncOff"]
     assert 'persistentvolumeclaim=~"data-mysql-[0-9]+"' in rules["MySQLVolumeFilling"]
     assert "MySQLSemiSyncOff" not in alerts({"replicaCount": 1})
+
+
+Paced = tuple[subprocess.CompletedProcess[bytes], float]
+
+
+def paced_copy(docs: list[Doc], data: bytes, mib_per_second: int) -> Paced:
+    """serve-backup.sh's rate_limit, as rendered, copying `data` at `mib_per_second`; result, seconds."""
+    script = find(docs, "ConfigMap", "mysql")["data"]["serve-backup.sh"]
+    start = script.index("rate_limit() {")
+    function = script[start : script.index("\n}\n", start) + 3]
+    argv = ["bash", "-c", f"set -euo pipefail\n{function}\nrate_limit {mib_per_second}"]
+    began = time.monotonic()
+    result = subprocess.run(argv, input=data, capture_output=True, check=False)
+    return result, time.monotonic() - began
+
+
+def test_mariadb_donor_paces_its_stream_to_the_bandwidth_cap(mariadb_docs: list[Doc]) -> None:
+    """clone.maxBandwidthMiB: 5 MiB and a bit at 4 MiB/s arrive whole, in no less than 1.25 s (the
+    first block goes at once); 0 copies without a cap; so does the last, partial block."""
+    data = os.urandom(5 * 2**20 + 123)
+    paced, seconds = paced_copy(mariadb_docs, data, 4)
+    assert paced.returncode == 0, paced.stderr
+    assert paced.stdout == data
+    assert seconds >= 5 / 4
+    free, _ = paced_copy(mariadb_docs, data, 0)
+    assert free.returncode == 0 and free.stdout == data
