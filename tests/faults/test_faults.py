@@ -482,7 +482,7 @@ def shrink_volume(release: Release, ordinal: int, room_mib: int) -> tuple[str, s
     """Put the last pod's volume on a small disk (room_mib free): the pod stops meanwhile.
     Returns (node, directory) for fill and restore."""
     assert ordinal == PODS - 1, "only the last pod can be stopped alone"
-    node = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace).spec.node_name
+    node = node_of(release, ordinal)
     path = claim_host_path(release, ordinal)
     scale(release, PODS - 1)
     log.info(
