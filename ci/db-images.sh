@@ -143,14 +143,13 @@ build_busybox() {
   log "image $BUSYBOX_IMAGE: built"
 }
 
-# usage: missing_on NODE IMAGE... -> the IMAGEs that NODE's containerd lacks (or holds another
-# build of: the image IDs differ)
+# usage: missing_on NODE -> the images of IMAGE_IDS (image -> its ID here) that NODE's containerd
+# lacks, or holds another build of
 missing_on() {
   local node=$1 img
-  shift
-  for img in "$@"; do
+  for img in "${!IMAGE_IDS[@]}"; do
     [[ $(docker exec "$node" crictl inspecti -o go-template --template '{{.status.id}}' "$img" 2>/dev/null) == \
-       "$(docker image inspect -f '{{.Id}}' "$img")" ]] || printf '%s\n' "$img"
+       "${IMAGE_IDS[$img]}" ]] || printf '%s\n' "$img"
   done
 }
 
@@ -159,13 +158,15 @@ missing_on() {
 # containerd unpacks an image on a node when a container first uses it there, so each node pays
 # only for what it runs (`kind load docker-image` unpacks every image on every node).
 load() {
-  local cluster=${1:?cluster name} node start=$SECONDS archive rc=0
+  local cluster=${1:?cluster name} node img start=$SECONDS archive pid rc=0 left
   local images=("$MYSQL_IMAGE" "$MYSQL_IMAGE_ALT" "$MARIADB_IMAGE" "$MARIADB_PREVIOUS_IMAGE" "$BUSYBOX_IMAGE")
   local -a nodes lacks targets=() missing=() pids=()
+  local -A IMAGE_IDS=()
+  for img in "${images[@]}"; do IMAGE_IDS[$img]=$(docker image inspect -f '{{.Id}}' "$img"); done
   mapfile -t nodes < <(kind get nodes --name "$cluster")
   ((${#nodes[@]} > 0)) || die "kind cluster $cluster has no nodes"
   for node in "${nodes[@]}"; do
-    mapfile -t lacks < <(missing_on "$node" "${images[@]}")
+    mapfile -t lacks < <(missing_on "$node")
     ((${#lacks[@]} > 0)) || continue
     targets+=("$node")
     missing+=("${lacks[@]}")
@@ -186,10 +187,11 @@ load() {
       <"$archive" >/dev/null &
     pids+=($!)
   done
-  for node in "${!pids[@]}"; do wait "${pids[node]}" || rc=$?; done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
   ((rc == 0)) || die "images: importing into a node failed (exit $rc)"
   for node in "${targets[@]}"; do
-    [[ -z $(missing_on "$node" "${images[@]}") ]] || die "images: $node still lacks $(missing_on "$node" "${images[@]}" | xargs)"
+    left=$(missing_on "$node" | xargs)
+    [[ -z $left ]] || die "images: $node still lacks $left"
   done
   log "images: loaded into ${#targets[@]} nodes in $((SECONDS - start))s"
 }

@@ -30,6 +30,7 @@ from harness.cluster import ARTIFACTS, Settings
 from harness.db import DB_TRANSIENT
 from harness.helm import Release
 from harness.kube import (
+    CommandResult,
     Pending,
     WaitTimeout,
     container_status,
@@ -169,12 +170,17 @@ def errant_write(release: Release, ordinal: int) -> bool:
     return False
 
 
-def readiness_says(release: Release, ordinal: int, *words: str) -> object:
-    """Predicate value: the pod's readiness probe fails and says one of `words`."""
-    result = exec_in_pod(
+def run_readiness_probe(release: Release, ordinal: int) -> CommandResult:
+    """Pod `ordinal`'s readiness probe, run now in its server container, as the kubelet runs it."""
+    return exec_in_pod(
         release.kube, release.namespace, release.pod(ordinal),
         ["bash", "/opt/mysql-chart/probe.sh", "readiness"], container="mysql",
     )  # fmt: skip
+
+
+def readiness_says(release: Release, ordinal: int, *words: str) -> object:
+    """Predicate value: the pod's readiness probe fails and says one of `words`."""
+    result = run_readiness_probe(release, ordinal)
     if result.rc != 0 and any(w in result.stderr for w in words):
         return result.stderr.strip()
     return Pending(f"probe rc {result.rc}: {result.stderr.strip()[-300:]}")
@@ -905,10 +911,7 @@ def serves_while_primary_lost(release: Release, ordinal: int, since: float) -> s
     its readiness probe passes because no member has fresher data; what the probe said."""
     pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
     ready = ready_condition(pod)
-    probe = exec_in_pod(
-        release.kube, release.namespace, pod.metadata.name,
-        ["bash", "/opt/mysql-chart/probe.sh", "readiness"], container="mysql",
-    )  # fmt: skip
+    probe = run_readiness_probe(release, ordinal)
     said = probe.stderr.strip()[-400:]
     assert ready.status == "True" and ready.last_transition_time.timestamp() < since, (
         f"{pod.metadata.name} left mysql-read: Ready {ready.status} since "
