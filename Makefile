@@ -40,9 +40,9 @@ images: ## build the database images when air-gapped and load them into the clus
 cluster-down: ## delete the kind cluster
 	bash ci/cluster.sh down
 
-unit: venv ## render tests, helm lint, shellcheck: no cluster needed
+unit: venv ## render tests, helm lint, shellcheck, the harness's unit tests: no cluster needed
 	bash ci/tools.sh helm
-	$(PYTEST) -m render tests/render
+	$(PYTEST) -m "render or unit" tests/render tests/unit
 
 smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 	$(PYTEST) -m smoke tests/smoke

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Init container: assembles the server's option file from the chart's cnf files and the ordinal.
 # Ordinal 0 is the primary (writable); every other ordinal is a read-only replica.
+# First it copies the chart's files (SCRIPTS, the release's ConfigMap) into POD_SCRIPTS, once per
+# pod: every container and probe runs that copy, so a new chart version's scripts reach a pod only
+# when the pod is replaced (in the StatefulSet's order), not when the kubelet refreshes the
+# ConfigMap in every running pod.
 # Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME (headless Service, for report_host),
-#   SEMI_SYNC (on|off), SEMI_SYNC_TIMEOUT_SECONDS, BINLOG_EXPIRE_SECONDS.
+#   SEMI_SYNC (on|off), SEMI_SYNC_TIMEOUT_SECONDS, BINLOG_EXPIRE_SECONDS, optional POD_SCRIPTS.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
@@ -38,22 +42,39 @@ replication_cnf() {
   fi
 }
 
+# usage: copy_pod_files DEST -- copies the chart's files into DEST unless this pod did already (an
+# init container runs again when the pod's sandbox is recreated, e.g. after a node restart)
+copy_pod_files() {
+  local dest=$1 file
+  if [[ -f $dest/.copied ]]; then
+    log "keeping the chart files this pod started with ($(<"$dest/.copied"))"
+    return 0
+  fi
+  for file in "$SCRIPTS"/*; do
+    # ConfigMap keys are symlinks into a ..data directory: copy what they point to.
+    cp -L "$file" "$dest/${file##*/}"
+    chmod 0555 "$dest/${file##*/}"
+  done
+  date -u +"copied %FT%TZ" >"$dest/.copied"
+}
+
 # usage: main -- writes $MY_CNF
 main() {
-  local ord role tmp
+  local ord role tmp files=${POD_SCRIPTS:-$SCRIPTS}
   ord=$(ordinal)
   role=replica
   ((ord == 0)) && role=primary
+  if [[ -n ${POD_SCRIPTS:-} ]]; then copy_pod_files "$POD_SCRIPTS"; fi
   tmp=$MY_CNF.tmp
   {
-    cat "$SCRIPTS/server.cnf"
+    cat "$files/server.cnf"
     printf '\n# identity of %s (ordinal %s, %s)\n[mysqld]\nserver-id = %d\nreport_host = %s.%s\n\n' \
       "$HOSTNAME" "$ord" "$role" $((SERVER_ID_BASE + ord)) "$HOSTNAME" "${SERVICE_NAME:?SERVICE_NAME is required}"
-    cat "$SCRIPTS/$role.cnf"
+    cat "$files/$role.cnf"
     replication_cnf "$role"
     # User settings come last so they win.
     printf '\n'
-    cat "$SCRIPTS/extra.cnf"
+    cat "$files/extra.cnf"
     printf '\n'
   } >"$tmp"
   mv "$tmp" "$MY_CNF"

@@ -19,6 +19,9 @@ SOURCE_GTID_FILE=chart-source-gtid
 # MariaDB: the server version that last wrote the datadir's system tables (server.sh upgrades them
 # when a newer server starts on it).
 SERVER_VERSION_FILE=chart-server-version
+# The flavor and the server version that last started on the datadir ("mysql 9.7.4"): a datadir is
+# never started by the other flavor, nor (MySQL) by an older release series.
+DATADIR_SERVER_FILE=chart-datadir-server
 # Server option file assembled by init-config.sh; the chart's scripts and cnf files.
 MY_CNF=${MY_CNF:-/etc/mysql-chart/my.cnf}
 SCRIPTS=${SCRIPTS:-/opt/mysql-chart}
@@ -54,9 +57,10 @@ ordinal() {
   printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
-# usage: peer_host ORDINAL -> the stable DNS name of that pod
+# usage: peer_host ORDINAL -> the stable DNS name of that pod (of STATEFULSET_NAME when set; else
+# of this pod's own StatefulSet)
 peer_host() {
-  printf '%s-%s.%s\n' "${HOSTNAME%-*}" "$1" "${SERVICE_NAME:?SERVICE_NAME is required}"
+  printf '%s-%s.%s\n' "${STATEFULSET_NAME:-${HOSTNAME%-*}}" "$1" "${SERVICE_NAME:?SERVICE_NAME is required}"
 }
 
 # usage: existing_peers -> the ordinals >= 1 whose pod exists (its DNS name resolves)
@@ -100,8 +104,11 @@ cnf_escape() {
 }
 
 # usage: client_cnf USER PASSWORD [SOCKET] -> prints a [client] option group
-# The password reaches the client through this file (a pipe or a 0600 file), never argv.
+# The password reaches the client through this file (a pipe or a 0600 file), never argv. An option
+# file holds one value per line: a password with a line break (from auth.existingSecret; the chart
+# refuses one in values) fails here, naming the account, rather than as a wrong password later.
 client_cnf() {
+  [[ $2 != *[$'\n\r']* ]] || die "the password of account '$1' contains a line break, which an option file cannot hold: set another one in the Secret"
   printf '[client]\nuser="%s"\npassword="%s"\nsocket="%s"\n' \
     "$(cnf_escape "$1")" "$(cnf_escape "$2")" "${3:-$SOCKET}"
 }

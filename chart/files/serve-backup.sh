@@ -61,10 +61,13 @@ check_donor() {
   printf 'ok\n'
 }
 
+# Seconds a peer has to send its token line before the connection is closed.
+TOKEN_SECONDS=${TOKEN_SECONDS:-5}
+
 # usage: main -- checks the token and the donor, then streams
 main() {
   local token reason peer=${SOCAT_PEERADDR:-unknown}
-  if ! IFS= read -r -t 10 token; then
+  if ! IFS= read -r -t "$TOKEN_SECONDS" -n 200 token; then
     warn "backup request from $peer sent no token"
     printf 'ERR no token\n'
     return 1

@@ -168,6 +168,43 @@ upgrade_mariadb_datadir() {
   log "system tables upgraded to MariaDB $want"
 }
 
+# usage: datadir_server -> "FLAVOR VERSION" of the server that last started on the datadir: from its
+# record, else from the files only one flavor writes (MySQL's data dictionary mysql.ibd, MariaDB's
+# aria_log_control), with an unknown version; nothing when neither tells
+datadir_server() {
+  if [[ -s $DATADIR/$DATADIR_SERVER_FILE ]]; then
+    printf '%s\n' "$(<"$DATADIR/$DATADIR_SERVER_FILE")"
+  elif [[ -f $DATADIR/mysql.ibd ]]; then
+    printf 'mysql unknown\n'
+  elif [[ -f $DATADIR/aria_log_control ]]; then
+    printf 'mariadb unknown\n'
+  fi
+}
+
+# usage: datadir_check_and_record -- refuses a datadir of the other flavor, and (MySQL) one written by
+# a newer release series than this server's; then records this server as the datadir's
+datadir_check_and_record() {
+  local flavor version want
+  want=$(server_version)
+  read -r flavor version < <(datadir_server) || true
+  flavor=${flavor:-unknown} version=${version:-unknown}
+  if [[ $flavor != unknown && $flavor != "$FLAVOR" ]]; then
+    die "this datadir holds $flavor data (server $version); this pod runs $FLAVOR $want, which cannot use it: refusing to start. A flavor cannot change in place: run the old flavor again, or move the data with a logical dump"
+  fi
+  if [[ $FLAVOR == mysql && $version != unknown ]] && (($(series "$version") > $(series "$want"))); then
+    die "this datadir was written by MySQL $version; this server is $want and cannot downgrade it: refusing to start"
+  fi
+  printf '%s %s\n' "$FLAVOR" "$want" >"$DATADIR/$DATADIR_SERVER_FILE.tmp"
+  mv "$DATADIR/$DATADIR_SERVER_FILE.tmp" "$DATADIR/$DATADIR_SERVER_FILE"
+}
+
+# usage: drop_secrets -- removes every password and the token from the environment: the server is
+# exec'd with what is left, so none is in its /proc/PID/environ (its accounts live in the datadir)
+drop_secrets() {
+  unset MYSQL_ROOT_PASSWORD MYSQL_REPLICATION_PASSWORD MYSQL_BACKUP_PASSWORD MYSQL_PROBE_PASSWORD \
+    MYSQL_METRICS_PASSWORD MYSQL_PASSWORD BACKUP_TOKEN BOOT_ROOT_PASSWORD
+}
+
 # usage: main -- prepares the datadir and execs the server
 main() {
   local ord
@@ -188,13 +225,17 @@ main() {
     exit 0
   fi
   rm -f "$SERVER_PARKED"
+  # MariaDB's secure_file_priv (mariadb-server.cnf): the only directory it may read or write files in.
+  mkdir -p "${SOCKET%/*}/files"
   if [[ ! -d $DATADIR ]]; then
     ((ord == 0)) || die "replica $HOSTNAME has no datadir; the clone init container should have made one"
     initialize_primary
   fi
   [[ -f $DATADIR/$COMPLETE_MARK ]] || die "$DATADIR has no completion marker; refusing to start on it"
+  datadir_check_and_record
   if [[ $FLAVOR == mariadb ]]; then upgrade_mariadb_datadir; fi
   if [[ -f $DATADIR/$SOURCE_GTID_FILE ]]; then adopt_clone_position; fi
+  drop_secrets
   log "starting $SERVER_BIN"
   exec "$SERVER_BIN" --defaults-file="$MY_CNF"
 }

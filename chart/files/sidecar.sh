@@ -185,9 +185,15 @@ check_errant() {
   printf '%s\n' "$errant" >"$ERRANT_MARK"
 }
 
+# At most this many backup connections are served at once (each runs serve-backup.sh); more wait in
+# the listen queue. With serve-backup.sh's TOKEN_SECONDS, a peer that floods the port holds at most
+# this many shells, each for seconds.
+BACKUP_MAX_CONNECTIONS=4
+
 # usage: serve_backups -- starts the backup listener in the background (pid in LISTENER_PID)
 serve_backups() {
-  socat -d TCP-LISTEN:"$BACKUP_PORT",reuseaddr,fork EXEC:"bash $SCRIPTS/serve-backup.sh" &
+  socat -d TCP-LISTEN:"$BACKUP_PORT",reuseaddr,fork,max-children="$BACKUP_MAX_CONNECTIONS" \
+    EXEC:"bash $SCRIPTS/serve-backup.sh" &
   LISTENER_PID=$!
   log "serving backups to peers on port $BACKUP_PORT"
 }

@@ -66,6 +66,15 @@ def test_read_on_mysql_3_returns_hello(release: Release) -> None:
     assert release.client(release.host(3), "SELECT * FROM test.messages").ok().lines == ["hello"]
 
 
+def test_helm_test_after_kubectl_scale_checks_the_5_pods_that_run(release: Release) -> None:
+    """`helm test` after the bare `kubectl scale` (the release still says replicaCount=3) checks the
+    4 replicas that run, and says that the next `helm upgrade` sets 3 again."""
+    result = release.test()
+    assert result.returncode == 0, f"helm test failed:\n{result.stdout}\n{result.stderr}"
+    assert "replication verified on 4 replica(s)" in result.stdout, result.stdout
+    assert "replicaCount=3 (scaled outside helm?)" in result.stdout, result.stdout
+
+
 def test_kubectl_patch_image_rolls_every_pod_and_keeps_data_and_replication(
     release: Release, table: str
 ) -> None:

@@ -1,10 +1,14 @@
-"""Beyond the mission: helm scaling, read-only replicas, Services, consistency, pod loss, helm test.
+"""Beyond the mission: helm scaling, read-only replicas, Services, consistency, refused upgrades,
+what the server can see, pod loss, helm test, MySQL's clone account.
 
-One release (3 replicas, scaled to 5 by `helm upgrade` in the first test); destructive tests come last.
+One release (3 replicas, scaled to 5 by `helm upgrade` in the first test), whose root password holds
+every character an option file, a shell or SQL could trip on; the tests run in file order and
+destructive tests come last.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +17,28 @@ import pymysql
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.helm import Release
-from harness.kube import TIMEOUTS, pod_is_ready, pod_recreated_and_ready, wait_until
+from harness.db import DB_TRANSIENT
+from harness.helm import ROOT_PASSWORD_KEY, Release
+from harness.kube import (
+    TIMEOUTS,
+    container_status,
+    exec_in_pod,
+    pod_is_ready,
+    pod_recreated_and_ready,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# Quotes, a comment sign, a statement separator, shell expansions and spaces: each must reach the
+# datadir, the option files, the sidecar, the helm test and the clients as it is.
+ROOT_PASSWORD = """It's "quoted" #not a comment; $HOME `id` $(id) & more"""
+
+
+@pytest.fixture(scope="module")
+def release_values() -> dict[str, str]:
+    """The release's root password: ROOT_PASSWORD."""
+    return {"auth.rootPassword": ROOT_PASSWORD}
 
 
 def write_error(release: Release, pod: str, sql: str) -> int | None:
@@ -150,9 +172,88 @@ def test_after_a_batch_of_writes_every_replica_has_the_primarys_gtid_set_and_che
 
 
 def test_helm_test_passes(release: Release) -> None:
-    """`helm test mysql` (write through mysql-primary, read on every replica) succeeds."""
+    """`helm test mysql` (write through mysql-primary, read on every replica) succeeds, with a root
+    password full of quotes, `#`, `;` and shell expansions."""
+    assert release.secret_value(ROOT_PASSWORD_KEY) == ROOT_PASSWORD
     result = release.test()
     assert result.returncode == 0, f"helm test failed:\n{result.stdout}\n{result.stderr}"
+    assert "replication verified on 4 replica(s)" in result.stdout, result.stdout
+
+
+def test_helm_upgrade_to_the_other_flavor_is_refused_before_anything_changes(release: Release) -> None:
+    """`helm upgrade --set flavor=<other>` on the running release fails at render, naming the flavor
+    the volumes hold; the StatefulSet and the ConfigMap are untouched and the release stays deployed."""
+    other = "mariadb" if release.flavor.name == "mysql" else "mysql"
+    core, namespace = release.kube.core, release.namespace
+    generation = release.statefulset().metadata.generation
+    config_version = core.read_namespaced_config_map(release.name, namespace).metadata.resource_version
+    proc = release.helm(
+        "upgrade", release.name, str(release.chart), *release._values_args(), "--set", f"flavor={other}",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0, f"helm upgrade to {other} succeeded:\n{proc.stdout}"
+    assert f'runs flavor "{release.flavor.name}"' in proc.stderr, proc.stderr
+    assert "a flavor cannot change in place" in proc.stderr, proc.stderr
+    assert release.statefulset().metadata.generation == generation
+    assert (
+        core.read_namespaced_config_map(release.name, namespace).metadata.resource_version == config_version
+    )
+    status = json.loads(release.helm("status", release.name, "--output", "json").stdout)
+    assert status["info"]["status"] == "deployed", status["info"]
+
+
+def test_the_server_holds_no_password_and_reads_no_file_of_the_pod(release: Release) -> None:
+    """On every pod the server's environment (/proc/1/environ of the server container, where mysqld
+    is PID 1) holds none of the release's passwords or the token, and root cannot read a file of the
+    pod through the server (LOAD_FILE gives NULL: MySQL's secure-file-priv NULL, MariaDB's empty
+    directory)."""
+    secret = release.kube.core.read_namespaced_secret(release.name, release.namespace)
+    values = {key: release.secret_value(key) for key in secret.data}
+    for pod in release.pods():
+        environ = exec_in_pod(
+            release.kube, release.namespace, pod, ["cat", "/proc/1/environ"], container="mysql"
+        ).ok()  # fmt: skip
+        process = exec_in_pod(
+            release.kube, release.namespace, pod, ["cat", "/proc/1/comm"], container="mysql"
+        ).ok()  # fmt: skip
+        assert process.lines == [release.flavor.server], f"{pod}: PID 1 is {process.lines}"
+        leaked = sorted(key for key, value in values.items() if value in environ.stdout)
+        assert leaked == [], f"{pod}: the server's environment holds {leaked}"
+        for path in ("/proc/1/environ", "/etc/passwd", "/var/lib/mysql/data/auto.cnf"):
+            assert release.db.scalar(pod, "SELECT LOAD_FILE(%s)", (path,)) is None, f"{pod} read {path}"
+
+
+def test_a_changed_configmap_reaches_no_running_pod(release: Release) -> None:
+    """A new chart version's scripts reach a pod only when it is replaced: with the release's
+    ConfigMap changed and the kubelet's copy of it on mysql-1's node refreshed, the scripts mysql-1
+    runs are still the ones it started with."""
+    core, namespace, pod = release.kube.core, release.namespace, release.pod(1)
+    config = core.read_namespaced_config_map(release.name, namespace)
+    original = config.data["probe.sh"]
+    marker = f"# changed by the e2e suite {uuid.uuid4().hex[:8]}"
+    live = core.read_namespaced_pod(pod, namespace)
+    on_node = (
+        f"/var/lib/kubelet/pods/{live.metadata.uid}/volumes/kubernetes.io~configmap/chart-files/probe.sh"
+    )
+    core.patch_namespaced_config_map(
+        release.name, namespace, {"data": {"probe.sh": f"{original}\n{marker}\n"}}
+    )
+    try:
+        # A change to the pod makes the kubelet sync it, and with it its ConfigMap volumes, at once.
+        core.patch_namespaced_pod(pod, namespace, {"metadata": {"annotations": {"e2e/touched": marker[-8:]}}})
+        wait_until(
+            lambda: marker in release.cluster.on_node(live.spec.node_name, 'cat "$1"', on_node, timeout=30),
+            timeout=150,
+            what=f"the kubelet's copy of the ConfigMap for {pod} on {live.spec.node_name} refreshed",
+        )
+        for container in ("mysql", "sidecar"):
+            running = exec_in_pod(
+                release.kube, namespace, pod, ["cat", "/opt/mysql-chart/probe.sh"], container=container
+            ).ok()  # fmt: skip
+            assert marker not in running.stdout, f"{pod}/{container} runs the changed probe.sh"
+            assert running.stdout == original, f"{pod}/{container} runs another probe.sh"
+    finally:
+        core.patch_namespaced_config_map(release.name, namespace, {"data": {"probe.sh": original}})
 
 
 @contextmanager
@@ -196,3 +297,39 @@ def test_deleted_primary_pod_comes_back_with_same_name_dns_and_data(release: Rel
     sql = f"SELECT @@hostname; INSERT INTO {table} (body, n) VALUES ('after the primary came back', -2)"
     assert release.client(release.host(0), sql).ok().lines == [pod]
     release.assert_replicas_match_primary(table)
+
+
+def clone_accounts(release: Release) -> dict[str, int]:
+    """pod -> how many `clone` accounts its server has."""
+    sql = "SELECT COUNT(*) FROM mysql.user WHERE user = 'clone'"
+    return {pod: int(release.db.scalar(pod, sql)) for pod in release.pods()}
+
+
+def test_the_primary_recreates_a_missing_clone_account_for_every_pod(release: Release) -> None:
+    """MySQL: a datadir without `clone@%` (made before the chart cloned with the plugin): once the
+    primary's sidecar restarts it creates the account, BACKUP_ADMIN only, TLS required, and
+    replication brings it to every pod. (MariaDB streams mariadb-backup and has no such account.)"""
+    if release.flavor.name != "mysql":
+        pytest.skip("the clone account belongs to MySQL's clone plugin; MariaDB streams mariadb-backup")
+    db, core, namespace = release.db, release.kube.core, release.namespace
+    db.query(release.primary, "DROP USER 'clone'@'%'")
+    gtid = db.gtid_executed(release.primary)
+    for pod in release.replicas():
+        db.wait_for_gtid(pod, gtid)
+    assert set(clone_accounts(release).values()) == {0}
+
+    primary = core.read_namespaced_pod(release.primary, namespace)
+    sidecar = container_status(primary, "sidecar")
+    release.cluster.kill_container(primary.spec.node_name, sidecar.container_id)
+    wait_until(
+        lambda: set(clone_accounts(release).values()) == {1},
+        timeout=180,
+        what="the clone account back on every pod",
+        transient=DB_TRANSIENT,
+    )
+    restarted = container_status(core.read_namespaced_pod(release.primary, namespace), "sidecar")
+    assert restarted.restart_count > sidecar.restart_count, "the primary's sidecar did not restart"
+    grants = [row[0] for row in db.query(release.primary, "SHOW GRANTS FOR 'clone'@'%'")]
+    assert grants == ["GRANT USAGE ON *.* TO `clone`@`%`", "GRANT BACKUP_ADMIN ON *.* TO `clone`@`%`"], grants
+    ssl = db.scalar(release.primary, "SELECT ssl_type FROM mysql.user WHERE user = 'clone'")
+    assert ssl == "ANY", f"clone@% does not require TLS: ssl_type {ssl!r}"

@@ -10,19 +10,20 @@ import re
 import select
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pymysql
 from kubernetes.client.exceptions import ApiException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_fixed
 
 from harness.cluster import Cluster, stop_process
 from harness.kube import TIMEOUTS, wait_until
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PORT = 3306
 # ER_OPTION_PREVENTS_STATEMENT: "--read-only" / "--super-read-only" refuses the statement.
@@ -42,6 +43,7 @@ class Flavor:
 
     name: str
     client: str  # client binary in the server image
+    server: str  # server binary, the server container's PID 1
     gtid_executed: str  # the server's executed GTID set / position
     wait_for_gtid: str  # (gtid, timeout_s) -> 0 when reached
     replica_status: str
@@ -70,6 +72,7 @@ FLAVORS = {
     "mariadb": Flavor(
         name="mariadb",
         client="mariadb",
+        server="mariadbd",
         gtid_executed="SELECT @@GLOBAL.gtid_current_pos",
         wait_for_gtid="SELECT MASTER_GTID_WAIT(%s, %s)",
         replica_status="SHOW SLAVE STATUS",
@@ -80,6 +83,7 @@ FLAVORS = {
     "mysql": Flavor(
         name="mysql",
         client="mysql",
+        server="mysqld",
         gtid_executed="SELECT @@GLOBAL.gtid_executed",
         wait_for_gtid="SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)",
         replica_status="SHOW REPLICA STATUS",
@@ -255,3 +259,30 @@ class Database:
     def is_read_only_error(self, error: pymysql.err.MySQLError) -> bool:
         """True when error is the server refusing a write because it is read-only."""
         return bool(error.args) and error.args[0] in READ_ONLY_ERRORS
+
+
+def connection_lost(error: BaseException) -> bool:
+    """True when the statement never reached a server: the port-forward or the connection failed
+    (OSError; pymysql 2003 "Can't connect", 2013 "Lost connection")."""
+    if isinstance(error, pymysql.err.OperationalError):
+        return bool(error.args) and error.args[0] in (2003, 2013)
+    return isinstance(error, OSError)
+
+
+def retry_db(action: Callable[[], T], *, what: str, timeout: float = TIMEOUTS.gtid) -> T:
+    """Run an idempotent database action, retrying only while connections are lost (connection_lost).
+
+    Right after an upgrade the port-forward can drop on 2 busy cores while the server is fine. A
+    server's own answer is returned or raised at once: read-only (1290), access denied (1045) and
+    an empty read are findings, never "not yet".
+    """
+    for attempt in Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(3),
+        retry=retry_if_exception(connection_lost),
+        before_sleep=lambda state: log.info("%s: %s; retrying", what, state.outcome.exception()),
+        reraise=True,
+    ):
+        with attempt:
+            return action()
+    raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -72,10 +72,14 @@ def render(
 
 
 def render_error(
-    values: dict[str, Any] | None = None, files: Iterable[Path] = (), *, helm: Path = HELM
+    values: dict[str, Any] | None = None,
+    files: Iterable[Path] = (),
+    *,
+    helm: Path = HELM,
+    release: str = "mysql",
 ) -> str:
     """helm's error message for values it must reject; fails if helm renders them."""
-    proc = _run_helm(["template", "mysql", str(CHART)], values, files, helm)
+    proc = _run_helm(["template", release, str(CHART)], values, files, helm)
     assert proc.returncode != 0, f"helm accepted values it should reject: {values}"
     return proc.stderr
 

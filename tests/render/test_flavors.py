@@ -120,17 +120,21 @@ def test_mariadb_replicas_run_read_only_and_accounts_lose_read_only_admin(mariad
 
 @pytest.mark.parametrize("flavor", ["mysql", "mariadb"])
 def test_scripts_ship_untemplated_and_are_run_with_bash(flavor: str) -> None:
-    """Every container runs a chart script via bash; the ConfigMap holds the files verbatim."""
+    """Every container runs a chart script via bash; the ConfigMap holds the files verbatim. Server
+    pods run the pod's own copy (init-config runs from the ConfigMap and makes it); the helm test
+    pod, new each time, runs the ConfigMap."""
     docs = render({"flavor": flavor})
     data = config_files(docs)
     for script in sorted((CHART / "files").glob("*.sh")):
         assert data[script.name] == script.read_text(), script.name
-    for _pod, spec in pod_specs(docs):
+    for pod, spec in pod_specs(docs):
         for c in containers(spec):
-            assert c["command"][:2] == ["bash", f"/opt/mysql-chart/{c['command'][1].rsplit('/', 1)[-1]}"]
+            mounted = "/opt/mysql-chart-release" if c["name"] == "init-config" else "/opt/mysql-chart"
+            assert c["command"][:2] == ["bash", f"{mounted}/{c['command'][1].rsplit('/', 1)[-1]}"], pod
             assert c["command"][1].endswith(".sh")
     volumes = {v["name"]: v for v in dict(pod_specs(docs))["mysql"]["volumes"]}
-    assert volumes["scripts"]["configMap"]["defaultMode"] == 0o555
+    assert volumes["chart-files"]["configMap"]["defaultMode"] == 0o555
+    assert volumes["scripts"] == {"name": "scripts", "emptyDir": {}}
 
 
 def test_mysql_sidecar_replicates_from_pod_zero_and_opens_no_backup_port(mysql_docs: list[Doc]) -> None:

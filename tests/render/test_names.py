@@ -119,24 +119,20 @@ def test_existing_secret_replaces_the_chart_secret() -> None:
     assert refs == {"db-creds"}
 
 
-def test_notes_give_endpoints_password_command_and_scaling_without_secrets() -> None:
-    """NOTES.txt: FQDNs, how to read the password and connect, how to scale; no literal password."""
-    proc = subprocess.run(
-        [
-            str(HELM),
-            "install",
-            "mysql",
-            str(CHART),
-            "--dry-run=client",
-            "--set",
-            "auth.rootPassword=N0tInNotes",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def notes(*set_values: str) -> str:
+    """NOTES.txt as `helm install --dry-run=client` prints it, with these `--set` values."""
+    argv = [str(HELM), "install", "mysql", str(CHART), "--dry-run=client"]
+    for value in set_values:
+        argv += ["--set", value]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    notes = proc.stdout.split("NOTES:", 1)[1]
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_give_endpoints_password_command_and_scaling_without_secrets() -> None:
+    """NOTES.txt: FQDNs, how to read the password and connect, how to scale (and that a bare
+    `kubectl scale` is undone by the next upgrade); no literal password; no warning by default."""
+    text = notes("auth.rootPassword=N0tInNotes")
     for needle in (
         "mysql-primary.default.svc.cluster.local",
         "mysql-read.default.svc.cluster.local",
@@ -144,6 +140,51 @@ def test_notes_give_endpoints_password_command_and_scaling_without_secrets() -> 
         "jsonpath='{.data.mysql-root-password}'",
         "--labels=mysql-client=true",
         "replicaCount=",
+        "the next `helm upgrade` sets the\n  count back to replicaCount",
     ):
-        assert needle in notes
-    assert "N0tInNotes" not in notes
+        assert needle in text
+    assert "N0tInNotes" not in text
+    assert "WARNING" not in text
+
+
+def test_notes_warn_loudly_when_pods_keep_their_data_in_an_emptydir() -> None:
+    """persistence.enabled=false: NOTES says that data goes with the pods, and when every row is lost."""
+    text = notes("persistence.enabled=false")
+    assert "WARNING: persistence.enabled=false" in text
+    assert "once no pod is left (this release runs 3) every row is gone" in text
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("flavor", ["mysql", "mariadb"])
+def test_the_helm_test_pod_is_no_server_pod_to_any_selector(flavor: str) -> None:
+    """The helm test pod matches none of the selectors of the Services, the disruption budget, the
+    StatefulSet and the NetworkPolicy's peer rules (3306 under allowExternal=false, MariaDB's backup
+    port), yet carries the client label."""
+    mysql_docs = render({"flavor": flavor, "networkPolicy": {"allowExternal": False}})
+    labels = find(mysql_docs, "Pod", "mysql-test-replication")["metadata"]["labels"]
+    selectors = {
+        f"Service/{name}": find(mysql_docs, "Service", name)["spec"]["selector"]
+        for name in ("mysql", "mysql-read", "mysql-primary")
+    }
+    selectors["PodDisruptionBudget"] = find(mysql_docs, "PodDisruptionBudget", "mysql")["spec"]["selector"][
+        "matchLabels"
+    ]
+    selectors["StatefulSet"] = find(mysql_docs, "StatefulSet", "mysql")["spec"]["selector"]["matchLabels"]
+    policy = find(mysql_docs, "NetworkPolicy", "mysql")["spec"]
+    selectors["NetworkPolicy/podSelector"] = policy["podSelector"]["matchLabels"]
+    for rule in policy["ingress"]:
+        for peer in rule.get("from", []):
+            if (
+                "matchLabels" in peer.get("podSelector", {})
+                and "mysql-client" not in peer["podSelector"]["matchLabels"]
+            ):
+                selectors[f"NetworkPolicy/from port {rule['ports'][0]['port']}"] = peer["podSelector"][
+                    "matchLabels"
+                ]
+    assert len(selectors) == (8 if flavor == "mariadb" else 7), selectors
+    matched = [name for name, selector in selectors.items() if selects(selector, labels)]
+    assert matched == [], f"the helm test pod {labels} is selected by {matched}"
+    assert labels["mysql-client"] == "true"

@@ -27,7 +27,10 @@ def assembled_cnf(docs: list[Doc], hostname: str, tmp_path: Path) -> list[str]:
     init = env(container(sts_spec(docs), "init-config"))
     cnf = tmp_path / f"{hostname}.cnf"
     run_env = {k: v["value"] for k, v in init.items() if "value" in v}
-    run_env |= {"PATH": os.environ["PATH"], "HOSTNAME": hostname, "SCRIPTS": str(scripts), "MY_CNF": str(cnf)}
+    pod_scripts = tmp_path / f"pod-scripts-{hostname}"
+    pod_scripts.mkdir()
+    run_env |= {"PATH": os.environ["PATH"], "HOSTNAME": hostname, "SCRIPTS": str(scripts), "MY_CNF": str(cnf),
+                "POD_SCRIPTS": str(pod_scripts)}  # fmt: skip
     subprocess.run(["bash", str(scripts / "init-config.sh")], env=run_env, check=True, capture_output=True)
     return [line.strip() for line in cnf.read_text().splitlines()]
 

@@ -39,6 +39,12 @@ pytestmark = pytest.mark.render
         pytest.param({"clone": {"maxBandwidthMiB": "100"}}, "maxBandwidthMiB", id="clone-bandwidth-string"),
         pytest.param({"clone": {"maxBandwidthMiB": 2.5}}, "maxBandwidthMiB", id="clone-bandwidth-fraction"),
         pytest.param({"clone": {"maxBandwidthMib": 100}}, "maxBandwidthMib", id="typo-in-clone"),
+        pytest.param({"readiness": {"maxLagSeconds": 0}}, "maxLagSeconds", id="zero-lag-bound"),
+        pytest.param({"terminationGracePeriodSeconds": 0}, "terminationGracePeriodSeconds", id="no-grace"),
+        pytest.param({"terminationGracePeriodSeconds": 5}, "terminationGracePeriodSeconds", id="short-grace"),
+        pytest.param({"podDisruptionBudget": {"maxUnavailable": 0}}, "maxUnavailable", id="pdb-max-0"),
+        pytest.param({"podDisruptionBudget": {"maxUnavailable": "0%"}}, "maxUnavailable", id="pdb-max-0%"),
+        pytest.param({"podDisruptionBudget": {"minAvailable": "120%"}}, "minAvailable", id="pdb-min-120%"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -64,11 +70,71 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
             {"metrics": {"serviceMonitor": {"enabled": True}}}, "metrics.enabled", id="monitor-no-metrics"
         ),
         pytest.param({"podDisruptionBudget": {"minAvailable": 3}}, "minAvailable", id="pdb-blocks-all"),
+        pytest.param(
+            {"podDisruptionBudget": {"minAvailable": "100%"}}, "minAvailable 100%", id="pdb-min-100%"
+        ),
+        # 67 % of 3 pods, rounded up as Kubernetes does, is 3.
+        pytest.param({"podDisruptionBudget": {"minAvailable": "67%"}}, "minAvailable 67%", id="pdb-min-67%"),
+        pytest.param(
+            {"auth": {"username": "app"}},
+            'auth.username "app" needs auth.database',
+            id="user-without-database",
+        ),
+        pytest.param(
+            {"auth": {"rootPassword": "two\nlines"}},
+            "auth.rootPassword contains a line break",
+            id="root-newline",
+        ),
+        pytest.param(
+            {"auth": {"username": "app", "database": "app", "password": "cr\rhere"}},
+            "auth.password contains a line break",
+            id="user-password-carriage-return",
+        ),
+        pytest.param(
+            {"config": "[mysqld]\nserver-id = 7"}, "config sets server-id = 7", id="config-server-id"
+        ),
+        pytest.param({"config": "[mysqld]\nsuper_read_only=0"}, "super_read_only=0", id="config-read-only"),
+        pytest.param({"config": "[mysqld]\n  sync-binlog = 0"}, "sync-binlog = 0", id="config-sync-binlog"),
+        pytest.param(
+            {"config": "[mysqld]\nloose-gtid_mode=OFF"}, "loose-gtid_mode=OFF", id="config-gtid-mode"
+        ),
+        pytest.param({"config": "[mysqld]\nskip-log-bin"}, "skip-log-bin", id="config-no-binlog"),
+        pytest.param(
+            {"flavor": "mariadb", "config": "[mysqld]\ngtid_strict_mode = OFF"},
+            "gtid_strict_mode",
+            id="config-strict",
+        ),
+        pytest.param(
+            {"flavor": "mariadb", "mariadb": {"backupImage": {"tag": "11.8.8"}}},
+            'mariadb.backupImage.tag "11.8.8" differs from mariadb.image.tag',
+            id="backup-tag-mismatch",
+        ),
     ],
 )
 def test_render_time_checks_reject_inconsistent_values(values: dict[str, Any], message: str) -> None:
     """templates/validate.yaml fails the render for combinations the schema cannot express."""
     assert message in render_error(values)
+
+
+def test_a_release_name_too_long_for_the_statefulsets_pods_is_refused_with_the_limit() -> None:
+    """Release `<47 characters>` gives objects named `<47>-mysql` (53): the StatefulSet's pods would never
+    appear (their controller-revision-hash label would exceed 63), so the render fails and says why;
+    46 characters render."""
+    assert "is 53 characters; at most 52 fit" in render_error(release="r" * 47)
+    assert render_text(release="r" * 46)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "[mysqld]\nmax_connections = 500\nlog_bin_trust_function_creators = 1",
+        "[mysqld]\nserver_id_bits = 32\ninnodb_buffer_pool_size = 1G",
+        "[mysqld]\n# sync_binlog = 0 would be refused; a comment is not\nlong_query_time = 2",
+    ],
+)
+def test_config_that_leaves_the_chart_settings_alone_renders(config: str) -> None:
+    """Settings whose names only start like a chart-owned one, and comments, pass the config check."""
+    assert config.splitlines()[1] in render_text({"config": config})
 
 
 # What a values file written for chart 0.1.0 says about MySQL's former backup image.

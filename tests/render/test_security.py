@@ -108,7 +108,9 @@ def test_no_password_literal_outside_the_secret_data() -> None:
 def test_passwords_reach_containers_only_through_secret_refs(flavor: str) -> None:
     """Every *PASSWORD* / TOKEN env var comes from secretKeyRef, none has a literal value."""
     for name, spec in pod_specs(
-        render({"flavor": flavor, "auth": {"username": "app"}, "metrics": {"enabled": True}})
+        render(
+            {"flavor": flavor, "auth": {"username": "app", "database": "app"}, "metrics": {"enabled": True}}
+        )
     ):
         for c in containers(spec):
             for key, entry in env(c).items():

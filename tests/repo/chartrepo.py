@@ -2,8 +2,9 @@
 
 - `package(chart_dir, dist)` runs ci/package.sh, exactly what `make package` runs.
 - `previous_chart(dest)` is the chart users upgrade from: the newest released version below the
-  current one (git tag `mysql-<version>`, as chart-releaser names them, or REPO_PREVIOUS_REF), else a
-  copy of the current chart with the lower version `<version>-previous`.
+  current one, from git: REPO_PREVIOUS_REF, else the tag `mysql-<version>` (chart-releaser's
+  naming), else the last commit of `chart/` at a lower version (every chart change bumps the
+  version, so that commit is the release). Never a copy of the current chart.
 - `HttpRepository` serves a directory with http.server in a thread; `OciRegistry` runs
   `crane registry serve`. Both listen on a port the kernel picks (bind to port 0), never a guess.
 - `RepoRelease` is the harness's Release, installed from a chart reference with `--version`.
@@ -17,7 +18,6 @@ import logging
 import os
 import re
 import select
-import shutil
 import socket
 import subprocess
 import threading
@@ -26,17 +26,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
 from harness.cluster import BIN, CHART, ROOT, CommandError, run, stop_process, tool_env
-from harness.db import DB_TRANSIENT
+from harness.db import retry_db
 from harness.helm import Release
-from harness.kube import TIMEOUTS, wait_until
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PACKAGE_SCRIPT = ROOT / "ci" / "package.sh"
 CHART_NAME = "mysql"
@@ -73,35 +70,53 @@ def _semver_key(version: str) -> tuple[tuple[int, ...], int]:
 def previous_chart(dest: Path, current: str) -> tuple[Path, str]:
     """Write the chart users upgrade from into dest/chart and return (its directory, its version)."""
     chart_dir = dest / "chart"
-    ref = os.environ.get("REPO_PREVIOUS_REF") or _newest_release_tag_below(current)
-    if ref:
-        dest.mkdir(parents=True, exist_ok=True)
-        tar = dest / "chart.tar"
-        run(["git", "archive", f"--output={tar}", ref, "chart"], env=tool_env(), timeout=60, cwd=ROOT)
-        run(["tar", "-xf", str(tar), "-C", str(dest)], env=tool_env(), timeout=60)
-        version = chart_version(chart_dir)
-        assert _semver_key(version) < _semver_key(current), (
-            f"{ref} has chart version {version}, not below the current {current}"
+    ref = (
+        os.environ.get("REPO_PREVIOUS_REF")
+        or _newest_release_tag_below(current)
+        or _last_commit_below(current)
+    )
+    if not ref:
+        raise AssertionError(
+            f"no earlier chart version than {current} in git history (a shallow clone?): "
+            "set REPO_PREVIOUS_REF to a commit or tag of the previous release"
         )
-        log.info("previous chart: %s from git %s", version, ref)
-        return chart_dir, version
-    shutil.copytree(CHART, chart_dir)
-    version = f"{current.partition('-')[0]}-previous"
-    set_chart_version(chart_dir, version)
-    log.info("previous chart: no release tag below %s yet, so a copy of the chart as %s", current, version)
+    dest.mkdir(parents=True, exist_ok=True)
+    tar = dest / "chart.tar"
+    run(["git", "archive", f"--output={tar}", ref, "chart"], env=tool_env(), timeout=60, cwd=ROOT)
+    run(["tar", "-xf", str(tar), "-C", str(dest)], env=tool_env(), timeout=60)
+    version = chart_version(chart_dir)
+    assert _semver_key(version) < _semver_key(current), (
+        f"{ref} has chart version {version}, not below the current {current}"
+    )
+    log.info("previous chart: %s from git %s", version, ref)
     return chart_dir, version
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return run(["git", *args], env=tool_env(), timeout=60, cwd=ROOT, check=False)
 
 
 def _newest_release_tag_below(current: str) -> str | None:
     """The newest git tag `mysql-<X.Y.Z>` (chart-releaser's naming) below current, if any."""
-    proc = run(["git", "tag", "--list", f"{CHART_NAME}-*"], env=tool_env(), timeout=30, cwd=ROOT, check=False)
     versions = [
         t.removeprefix(f"{CHART_NAME}-")
-        for t in proc.stdout.split()
+        for t in _git("tag", "--list", f"{CHART_NAME}-*").stdout.split()
         if re.fullmatch(rf"{CHART_NAME}-\d+\.\d+\.\d+", t)
     ]
     below = [v for v in versions if _semver_key(v) < _semver_key(current)]
     return f"{CHART_NAME}-{max(below, key=_semver_key)}" if below else None
+
+
+def _last_commit_below(current: str) -> str | None:
+    """The newest commit that changed chart/ while its version was below current: that release's state."""
+    for commit in _git("log", "--format=%H", "HEAD", "--", "chart").stdout.split():
+        shown = _git("show", f"{commit}:chart/Chart.yaml")
+        if shown.returncode != 0:
+            continue
+        version = str(yaml.safe_load(shown.stdout)["version"])
+        if _semver_key(version) < _semver_key(current):
+            return commit
+    return None
 
 
 # --- servers -------------------------------------------------------------------------------------
@@ -251,15 +266,6 @@ class RepoRelease(Release):
         releases = yaml.safe_load(proc.stdout)
         assert len(releases) == 1, f"expected one release {self.name}: {releases}"
         return releases[0]["chart"]
-
-
-def retry_db(action: Callable[[], T], *, what: str, timeout: float = TIMEOUTS.gtid) -> T:
-    """Run an idempotent database action, retrying while the connection drops.
-
-    The test process reaches the servers through a port-forward, which can drop mid-handshake on
-    2 busy cores (pymysql error 2013) while the server itself is fine; only that is retried.
-    """
-    return wait_until(action, timeout=timeout, interval=3, what=what, transient=DB_TRANSIENT)
 
 
 def write_and_read_on_replicas(release: RepoRelease, table: str, value: str) -> None:

@@ -1,0 +1,186 @@
+"""The pod scripts as rendered, run on this host with stand-in binaries: what they refuse and keep.
+
+Each test writes the rendered ConfigMap's files into a directory and runs them with bash, as the
+containers do, with the server binary replaced by a script that only prints its version.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .render import Doc, find, render
+
+pytestmark = pytest.mark.render
+
+
+def chart_files(docs: list[Doc], dest: Path) -> Path:
+    """The release ConfigMap's files written into dest (created), as a pod's volume holds them."""
+    dest.mkdir(parents=True)
+    for name, text in find(docs, "ConfigMap", "mysql")["data"].items():
+        (dest / name).write_text(text)
+    return dest
+
+
+def stand_in_server(bin_dir: Path, flavor: str, version: str) -> Path:
+    """A `mysqld`/`mariadbd` on bin_dir that prints `--version` as the real one does."""
+    bin_dir.mkdir(exist_ok=True)
+    name = "mariadbd" if flavor == "mariadb" else "mysqld"
+    binary = bin_dir / name
+    binary.write_text(f"#!/bin/sh\necho '{name}  Ver {version} for Linux on x86_64'\n")
+    binary.chmod(0o755)
+    return bin_dir
+
+
+def run_function(
+    scripts: Path, script: str, call: str, env: dict[str, str], timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Source scripts/script (its main does not run when sourced) and run `call` in the same shell."""
+    full_env = {"PATH": os.environ["PATH"], "HOSTNAME": "mysql-1", "SCRIPTS": str(scripts), **env}
+    argv = ["bash", "-c", f'source "{scripts / script}"\n{call}']
+    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize(
+    ("flavor", "version", "files", "refusal"),
+    [
+        ("mysql", "9.7.4", {"chart-datadir-server": "mariadb 11.8.3\n"},
+         "holds mariadb data (server 11.8.3)"),
+        ("mysql", "9.7.4", {"aria_log_control": ""}, "holds mariadb data (server unknown)"),
+        ("mariadb", "11.8.3", {"chart-datadir-server": "mysql 9.7.4\n"}, "holds mysql data (server 9.7.4)"),
+        ("mariadb", "11.8.3", {"mysql.ibd": ""}, "holds mysql data (server unknown)"),
+        ("mysql", "8.4.7", {"chart-datadir-server": "mysql 9.7.4\n"},
+         "written by MySQL 9.7.4; this server is 8.4.7"),
+    ],
+)  # fmt: skip
+def test_server_refuses_a_datadir_of_the_other_flavor_or_a_newer_mysql_series(
+    flavor: str, version: str, files: dict[str, str], refusal: str, tmp_path: Path
+) -> None:
+    """server.sh reads the flavor and series that last ran on the datadir (its record, else the files
+    only one flavor writes) and refuses to start another flavor, or an older MySQL series, on it."""
+    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
+    datadir = tmp_path / "volume" / "data"
+    datadir.mkdir(parents=True)
+    for name, text in files.items():
+        (datadir / name).write_text(text)
+    bin_dir = stand_in_server(tmp_path / "bin", flavor, version)
+    env = {"FLAVOR": flavor, "DATA_ROOT": str(tmp_path / "volume"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = run_function(scripts, "server.sh", "datadir_check_and_record", env)
+    assert result.returncode != 0, f"started on {files}: {result.stderr}"
+    assert refusal in result.stderr
+    assert "refusing to start" in result.stderr
+    assert files.get("chart-datadir-server") == (
+        (datadir / "chart-datadir-server").read_text() if "chart-datadir-server" in files else None
+    ), "the record changed although the server refused"
+
+
+@pytest.mark.parametrize(
+    ("flavor", "version", "files", "recorded"),
+    [
+        ("mysql", "9.7.4", {"mysql.ibd": ""}, "mysql 9.7.4"),
+        ("mysql", "9.7.4", {"chart-datadir-server": "mysql 8.4.7\n"}, "mysql 9.7.4"),
+        ("mysql", "9.7.4", {"chart-datadir-server": "mysql 9.7.5\n"}, "mysql 9.7.4"),
+        ("mariadb", "11.8.3", {"aria_log_control": ""}, "mariadb 11.8.3"),
+        ("mariadb", "11.8.3", {}, "mariadb 11.8.3"),
+    ],
+)  # fmt: skip
+def test_server_records_its_flavor_and_version_on_a_datadir_it_may_use(
+    flavor: str, version: str, files: dict[str, str], recorded: str, tmp_path: Path
+) -> None:
+    """Same flavor, an upgrade or a patch downgrade within the series: accepted and recorded."""
+    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
+    datadir = tmp_path / "volume" / "data"
+    datadir.mkdir(parents=True)
+    for name, text in files.items():
+        (datadir / name).write_text(text)
+    bin_dir = stand_in_server(tmp_path / "bin", flavor, version)
+    env = {"FLAVOR": flavor, "DATA_ROOT": str(tmp_path / "volume"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = run_function(scripts, "server.sh", "datadir_check_and_record", env)
+    assert result.returncode == 0, result.stderr
+    assert (datadir / "chart-datadir-server").read_text() == f"{recorded}\n"
+
+
+def test_server_execs_mysqld_without_any_password_in_its_environment(tmp_path: Path) -> None:
+    """drop_secrets, run just before the server is exec'd, leaves no password or token in the
+    environment it passes on (the server's /proc/PID/environ)."""
+    scripts = chart_files(render(), tmp_path / "scripts")
+    secrets = {
+        name: f"secret-{i}"
+        for i, name in enumerate(
+            ["MYSQL_ROOT_PASSWORD", "MYSQL_REPLICATION_PASSWORD", "MYSQL_BACKUP_PASSWORD",
+             "MYSQL_PROBE_PASSWORD", "MYSQL_METRICS_PASSWORD", "MYSQL_PASSWORD", "BACKUP_TOKEN"]
+        )
+    }  # fmt: skip
+    result = run_function(scripts, "server.sh", "drop_secrets; env", {"FLAVOR": "mysql", **secrets})
+    assert result.returncode == 0, result.stderr
+    assert not [v for v in secrets.values() if v in result.stdout], result.stdout
+
+
+@pytest.mark.parametrize("password", ["two\nlines", "carriage\rreturn"])
+def test_a_password_with_a_line_break_from_an_existing_secret_fails_naming_the_account(
+    password: str, tmp_path: Path
+) -> None:
+    """client_cnf (every client's option file) refuses a password it cannot hold and names the account."""
+    scripts = chart_files(render(), tmp_path / "scripts")
+    result = run_function(scripts, "lib.sh", 'client_cnf probe "$PW"', {"FLAVOR": "mysql", "PW": password})
+    assert result.returncode != 0
+    assert "the password of account 'probe' contains a line break" in result.stderr
+    assert password not in result.stderr + result.stdout
+
+
+def test_init_config_copies_the_chart_files_once_per_pod(tmp_path: Path) -> None:
+    """A second run of init-config (a recreated sandbox) on a changed ConfigMap keeps the pod's first
+    copy, scripts and option files alike: new scripts reach a pod only when it is replaced."""
+    docs = render()
+    release_files = chart_files(docs, tmp_path / "release")
+    pod_files = tmp_path / "pod"
+    pod_files.mkdir()
+    cnf = tmp_path / "my.cnf"
+    env = {
+        "FLAVOR": "mysql", "HOSTNAME": "mysql-1", "SERVICE_NAME": "mysql", "SEMI_SYNC": "off",
+        "BINLOG_EXPIRE_SECONDS": "604800", "MY_CNF": str(cnf), "POD_SCRIPTS": str(pod_files),
+        "SCRIPTS": str(release_files), "PATH": os.environ["PATH"],
+    }  # fmt: skip
+    first = subprocess.run(
+        ["bash", str(release_files / "init-config.sh")], env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    original = {p.name: p.read_text() for p in release_files.iterdir()}
+    assert {p.name: p.read_text() for p in pod_files.iterdir() if p.name != ".copied"} == original
+    assert all(os.access(p, os.X_OK) for p in pod_files.iterdir() if p.suffix == ".sh")
+
+    (release_files / "probe.sh").write_text(original["probe.sh"] + "\n# a newer chart version\n")
+    (release_files / "extra.cnf").write_text("[mysqld]\nmax_connections = 7\n")
+    again = subprocess.run(
+        ["bash", str(release_files / "init-config.sh")], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert "keeping the chart files this pod started with" in again.stderr
+    assert (pod_files / "probe.sh").read_text() == original["probe.sh"]
+    assert "max_connections = 7" not in cnf.read_text()
+
+
+def test_backup_port_gives_a_silent_peer_5_seconds_and_serves_4_connections_at_once(
+    mariadb_docs: list[Doc], tmp_path: Path
+) -> None:
+    """A connection that sends no token is closed after 5 s ("ERR no token"); the listener forks at
+    most 4 serve-backup.sh at once, so a flood of idle connections holds 4 shells for seconds."""
+    scripts = chart_files(mariadb_docs, tmp_path / "scripts")
+    env = {"PATH": os.environ["PATH"], "FLAVOR": "mariadb", "HOSTNAME": "mysql-1", "SCRIPTS": str(scripts)}
+    began = time.monotonic()
+    with subprocess.Popen(["sleep", "30"], stdout=subprocess.PIPE) as silent:
+        result = subprocess.run(
+            ["bash", str(scripts / "serve-backup.sh")],
+            stdin=silent.stdout, env=env, capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        silent.kill()
+    seconds = time.monotonic() - began
+    assert result.returncode != 0 and result.stdout == "ERR no token\n", result
+    assert 4.5 <= seconds < 8, f"closed after {seconds:.1f}s"
+    sidecar = find(mariadb_docs, "ConfigMap", "mysql")["data"]["sidecar.sh"]
+    assert 'fork,max-children="$BACKUP_MAX_CONNECTIONS"' in sidecar
+    assert "BACKUP_MAX_CONNECTIONS=4\n" in sidecar
