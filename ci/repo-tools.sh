@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the tools of the chart-repository work into bin/ from the Go module proxy, cached like
 # ci/tools.sh: crane (a local OCI registry, `crane registry serve`, for tests/repo), ct
-# (chart-testing, for `make lint`) and, on request only, cr (chart-releaser, for the release
+# (chart-testing, for `make lint`), kube-score (`make lint`) and, on request only, cr (chart-releaser, for the release
 # workflow). ct's own config files (chart_schema.yaml, lintconf.yaml) are copied from the same
 # module version into the cache, next to the binary.
-#   usage: ci/repo-tools.sh [all|crane|ct|cr]      (all = crane and ct)
+#   usage: ci/repo-tools.sh [all|crane|ct|kube-score|cr]      (all = crane, ct and kube-score)
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 
 build_crane() {
@@ -36,6 +36,12 @@ build_ct() {
   cp "$src/chart_schema.yaml" "$src/lintconf.yaml" "$1/etc/"
 }
 
+# kube-score: static checks of the rendered manifests (`make lint`, ci/kube-score.sh).
+build_kube_score() {
+  build_go_tool "$1" kube-score "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" \
+    "-X main.version=$KUBE_SCORE_VERSION"
+}
+
 # chart-releaser: GitHub releases and the gh-pages index.yaml (.github/workflows/release.yaml).
 build_cr() { build_from_module "$1" cr github.com/helm/chart-releaser "$CR_VERSION" cr; }
 
@@ -50,6 +56,10 @@ repo_tools_main() {
     link ct "$CACHE/ct-$CT_VERSION/ct"
     # ct finds chart_schema.yaml and lintconf.yaml through --chart-yaml-schema/--lint-conf.
     ln -sfn "$CACHE/ct-$CT_VERSION/etc" "$BIN/ct-etc"
+  fi
+  if [[ $what == all || $what == kube-score ]]; then
+    step "kube-score-$KUBE_SCORE_VERSION" "$CACHE/kube-score-$KUBE_SCORE_VERSION" build_kube_score
+    link kube-score "$CACHE/kube-score-$KUBE_SCORE_VERSION/kube-score"
   fi
   if [[ $what == cr ]]; then  # only the release workflow needs it
     step "cr-$CR_VERSION" "$CACHE/cr-$CR_VERSION" build_cr

@@ -113,6 +113,15 @@ client_cnf() {
     "$(cnf_escape "$1")" "$(cnf_escape "$2")" "${3:-$SOCKET}"
 }
 
+# usage: password_drift ACCOUNT SECRET_KEY CLIENT_ERRORS -> why, when CLIENT_ERRORS is a server refusing
+# ACCOUNT's password (error 1045): the Secret (SECRET_NAME) no longer matches the datadir, which
+# keeps the passwords of its first install. Fails (prints nothing) for any other error.
+password_drift() {
+  [[ $3 == *"Access denied for user '$1'"* ]] || return 1
+  printf "the server refuses account '%s' the password in Secret %s (key %s): the Secret no longer matches the passwords in the datadir (replaced by 'helm template | kubectl apply', or a new auth.* value?). Put the datadir's password back into the Secret, or change both as chart/README.md 'Rotating passwords' says\n" \
+    "$1" "${SECRET_NAME:-of the release}" "$2"
+}
+
 # usage: sql USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on the local server (socket)
 sql() {
   local user=$1 password=$2

@@ -18,6 +18,21 @@ LOCAL_TIMEOUT=${PROBE_CLIENT_SECONDS:-2}
 # Each other member asked for its heartbeat gets this long (a member on a lost node never answers).
 PEER_TIMEOUT=${PROBE_PEER_SECONDS:-2}
 
+# usage: probe_sql <<<"SQL" -- local_sql as the probe account; dies naming the Secret's key when the
+# server refuses its password (the kubelet puts a failed probe's output into the pod's events)
+probe_sql() {
+  local errors rc=0 why
+  errors=$(mktemp /tmp/probe-errors.XXXXXX)
+  local_sql "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" 2>"$errors" || rc=$?
+  if ((rc != 0)) && why=$(password_drift "$PROBE_USER" mysql-probe-password "$(<"$errors")"); then
+    rm -f "$errors"
+    die "$why"
+  fi
+  cat "$errors" >&2
+  rm -f "$errors"
+  return "$rc"
+}
+
 # usage: check_alive -- the server answers a ping
 check_alive() {
   if [[ -e $RECLONE_MARK ]]; then
@@ -32,8 +47,7 @@ check_alive() {
 # usage: check_writable -- the primary accepts writes
 check_writable() {
   local ro
-  ro=$(local_sql "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" \
-    <<<"SELECT @@global.read_only;") || die "server does not answer"
+  ro=$(probe_sql <<<"SELECT @@global.read_only;") || die "server does not answer"
   [[ $ro == 0 ]] || die "primary is read-only"
 }
 
@@ -45,10 +59,15 @@ check_replica() {
   local max=${MAX_LAG_SECONDS:?MAX_LAG_SECONDS is required} status io sqlt lag _errno error age
   [[ ! -e $RECLONE_MARK ]] || die "re-clone in progress"
   [[ ! -e $ERRANT_MARK ]] || die "errant transactions, which the primary lacks: $(<"$ERRANT_MARK")"
-  status=$(replica_status "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}") ||
+  if ! status=$(replica_status "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}"); then
+    # Why: probe_sql dies naming the Secret's key when the password is refused.
+    probe_sql <<<"SELECT 1;" >/dev/null || true
     die "server does not answer"
+  fi
   [[ -n $status ]] || die "replication is not configured yet"
   read -r io sqlt lag _errno error <<<"$status"
+  # The primary refusing the replication account's password: say what that means.
+  if why=$(password_drift replication mysql-replication-password "$error"); then error="$error; $why"; fi
   [[ $sqlt == Yes ]] || die "replication SQL thread is not running ($sqlt)"
   age=$(local_sql "$PROBE_USER" "$MYSQL_PROBE_PASSWORD" \
     <<<"SELECT TIMESTAMPDIFF(SECOND, ts, UTC_TIMESTAMP(6)) FROM $HEARTBEAT_TABLE WHERE id = 1;" 2>/dev/null) ||

@@ -22,11 +22,23 @@ root_sql() {
   local_sql root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"
 }
 
-# usage: wait_for_server -- blocks until the local server answers
+# usage: wait_for_server -- blocks until the local server answers and accepts root's password from
+# the Secret; while it refuses that password (the Secret no longer matches the datadir), says so
+# every minute and keeps waiting (changing the datadir's password to the Secret's ends the wait)
 wait_for_server() {
-  local i=0
+  local i=0 errors why
   until ping_server root "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}"; do
     if ((i++ % 30 == 0)); then log "waiting for the local server"; fi
+    sleep 1
+  done
+  i=0
+  # mysqladmin ping succeeds on a refused password too: a statement tells.
+  until errors=$(root_sql <<<"SELECT 1;" 2>&1 >/dev/null); do
+    if why=$(password_drift root mysql-root-password "$errors"); then
+      if ((i++ % 60 == 0)); then warn "$why"; fi
+    elif ((i++ % 30 == 0)); then
+      log "waiting for the local server: ${errors:0:200}"
+    fi
     sleep 1
   done
 }

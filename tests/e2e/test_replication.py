@@ -187,10 +187,7 @@ def test_helm_upgrade_to_the_other_flavor_is_refused_before_anything_changes(rel
     core, namespace = release.kube.core, release.namespace
     generation = release.statefulset().metadata.generation
     config_version = core.read_namespaced_config_map(release.name, namespace).metadata.resource_version
-    proc = release.helm(
-        "upgrade", release.name, str(release.chart), *release._values_args(), "--set", f"flavor={other}",
-        check=False,
-    )  # fmt: skip
+    proc = release.try_upgrade({"flavor": other})
     assert proc.returncode != 0, f"helm upgrade to {other} succeeded:\n{proc.stdout}"
     assert f'runs flavor "{release.flavor.name}"' in proc.stderr, proc.stderr
     assert "a flavor cannot change in place" in proc.stderr, proc.stderr

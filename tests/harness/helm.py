@@ -81,6 +81,14 @@ class Release:
         self.helm("upgrade", self.name, str(self.chart), *self._values_args())
         return self.wait_rolled_out()
 
+    def try_upgrade(self, set_values: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+        """`helm upgrade` with the install's values plus set_values, which are not kept; the caller
+        asserts on the result (an upgrade the chart must refuse)."""
+        args = self._values_args()
+        for key, value in set_values.items():
+            args += ["--set", f"{key}={value}"]
+        return self.helm("upgrade", self.name, str(self.chart), *args, check=False)
+
     def test(self) -> subprocess.CompletedProcess[str]:
         """Run `helm test` with its pods' logs; the caller asserts on the result."""
         return self.helm("test", self.name, "--logs", "--timeout", "10m", check=False)
@@ -167,6 +175,10 @@ class Release:
     def client_labels(self) -> dict[str, str]:
         """Labels of throwaway client pods: the chart's NetworkPolicy admits `<fullname>-client: "true"`."""
         return {f"{self.name}-client": "true"}
+
+    def reconnect(self) -> None:
+        """Forget the root password read from the Secret: the next `db` reads it again (after a rotation)."""
+        self._database = None
 
     @property
     def db(self) -> Database:

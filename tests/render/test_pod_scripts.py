@@ -184,3 +184,58 @@ def test_backup_port_gives_a_silent_peer_5_seconds_and_serves_4_connections_at_o
     sidecar = find(mariadb_docs, "ConfigMap", "mysql")["data"]["sidecar.sh"]
     assert 'fork,max-children="$BACKUP_MAX_CONNECTIONS"' in sidecar
     assert "BACKUP_MAX_CONNECTIONS=4\n" in sidecar
+
+
+def stand_in_clients(bin_dir: Path, refused: str) -> Path:
+    """`mysql` that fails as a server refusing `refused`'s password does; `mysqladmin` whose ping
+    succeeds (as the real one's does on a refused password: the server runs)."""
+    bin_dir.mkdir(exist_ok=True)
+    client = bin_dir / "mysql"
+    client.write_text(
+        f"#!/bin/sh\necho \"ERROR 1045 (28000): Access denied for user '{refused}'@'127.0.0.1' "
+        '(using password: YES)" >&2\nexit 1\n'
+    )
+    admin = bin_dir / "mysqladmin"
+    admin.write_text("#!/bin/sh\nexit 0\n")
+    for binary in (client, admin):
+        binary.chmod(0o755)
+    return bin_dir
+
+
+DRIFT = "the Secret no longer matches the passwords in the datadir"
+
+
+def test_readiness_names_the_secret_key_when_the_server_refuses_the_probe_password(tmp_path: Path) -> None:
+    """A Secret replaced under a running release (`helm template | kubectl apply`): the probe account's
+    password is refused, and the readiness probe's message (a pod event) names the Secret and its key."""
+    scripts = chart_files(render(), tmp_path / "scripts")
+    bin_dir = stand_in_clients(tmp_path / "bin", "probe")
+    env = {
+        "FLAVOR": "mysql", "HOSTNAME": "mysql-0", "SERVICE_NAME": "mysql", "MAX_LAG_SECONDS": "30",
+        "SECRET_NAME": "mysql", "MYSQL_PROBE_PASSWORD": "p", "SOCKET": str(tmp_path / "mysqld.sock"),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }  # fmt: skip
+    for hostname in ("mysql-0", "mysql-1"):
+        result = run_function(scripts, "probe.sh", "main readiness", {**env, "HOSTNAME": hostname})
+        assert result.returncode != 0
+        assert (
+            "refuses account 'probe' the password in Secret mysql (key mysql-probe-password)" in result.stderr
+        )
+        assert DRIFT in result.stderr and "Rotating passwords" in result.stderr
+
+
+def test_the_sidecar_waits_saying_root_s_password_in_the_secret_is_refused(tmp_path: Path) -> None:
+    """The sidecar does not crash-loop on a refused root password: it waits, saying which account and
+    which Secret key, and goes on once the password works."""
+    scripts = chart_files(render(), tmp_path / "scripts")
+    bin_dir = stand_in_clients(tmp_path / "bin", "root")
+    env = {
+        "FLAVOR": "mysql", "HOSTNAME": "mysql-1", "SECRET_NAME": "db-passwords", "MYSQL_ROOT_PASSWORD": "r",
+        "SOCKET": str(tmp_path / "mysqld.sock"), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }  # fmt: skip
+    with pytest.raises(subprocess.TimeoutExpired) as waited:
+        run_function(scripts, "sidecar.sh", "wait_for_server", env, timeout=4)
+    stderr = (waited.value.stderr or b"").decode()
+    assert "refuses account 'root' the password in Secret db-passwords (key mysql-root-password)" in stderr
+    (bin_dir / "mysql").write_text("#!/bin/sh\necho 1\n")
+    assert run_function(scripts, "sidecar.sh", "wait_for_server", env, timeout=10).returncode == 0
