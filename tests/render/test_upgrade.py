@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .render import Doc, find, render
+from .render import Doc, container, containers, find, pod_specs, render, sts_spec
 
 pytestmark = pytest.mark.render
 
@@ -82,3 +82,24 @@ def test_pdb_allows_one_pod_down_by_default(mysql_docs: list[Doc]) -> None:
 def test_values_reused_from_a_release_without_the_clone_key_still_render() -> None:
     """`helm upgrade --reuse-values` from 0.1.0 starts from that release's values: no `clone` map."""
     render({"clone": None, "mysql": {"backupImage": None}})
+
+
+def test_every_container_requests_a_little_and_limits_nothing_by_default() -> None:
+    """Default requests on every container of the pods and the helm test (not BestEffort), no limits
+    (a memory limit kills the server); a user's null clears a request, a user's value replaces it."""
+    docs = render({"metrics": {"enabled": True}})
+    for name, spec in pod_specs(docs):
+        for c in containers(spec):
+            resources = c.get("resources", {})
+            assert set(resources.get("requests", {})) == {"cpu", "memory"}, f"{name}/{c['name']}: {resources}"
+            assert "limits" not in resources, f"{name}/{c['name']}: {resources}"
+    cleared = sts_spec(render({"resources": {"server": {"requests": None}}}))
+    assert "resources" not in container(cleared, "mysql")
+    assert container(cleared, "sidecar")["resources"]["requests"] == {"cpu": "10m", "memory": "64Mi"}
+    sized = sts_spec(
+        render({"resources": {"server": {"requests": {"memory": "4Gi"}, "limits": {"cpu": "2"}}}})
+    )
+    assert container(sized, "mysql")["resources"] == {
+        "requests": {"cpu": "100m", "memory": "4Gi"},
+        "limits": {"cpu": "2"},
+    }
