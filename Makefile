@@ -81,7 +81,7 @@ test-faults: venv ## the fault matrix, then the node faults, under write load, p
 	$(MAKE) faults
 	$(MAKE) nodes
 
-lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README table (chart-lint)
+lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint, kube-score and the README table (chart-lint)
 	$(VENV)/bin/ruff check tests
 	shellcheck -x ci/*.sh ci/files/*.sh chart/files/*.sh
 
@@ -91,7 +91,7 @@ lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint and the README 
 REPO_URL ?=
 DIST ?= $(ROOT)/dist
 
-repo-tools: ## build crane (a local OCI registry) and ct (chart-testing) into bin/
+repo-tools: ## build crane (a local OCI registry), ct (chart-testing) and kube-score into bin/
 	bash ci/repo-tools.sh
 
 package: ## helm package into dist/ + index.yaml (REPO_URL=base); refuses a changed chart without a version bump
@@ -101,11 +101,13 @@ package: ## helm package into dist/ + index.yaml (REPO_URL=base); refuses a chan
 readme: venv ## regenerate the parameters table of chart/README.md from chart/values.yaml
 	$(VENV)/bin/python ci/values-table.py
 
-chart-lint: venv ## helm lint --strict, ct lint with chart/ci/*-values.yaml, README parameters table up to date
+chart-lint: venv ## helm lint --strict, ct lint and kube-score with chart/ci/*-values.yaml, README parameters table up to date
 	bash ci/tools.sh helm
 	bash ci/repo-tools.sh ct
+	bash ci/repo-tools.sh kube-score
 	helm lint --strict chart
 	ct lint --config ci/ct.yaml
+	bash ci/kube-score.sh
 	$(VENV)/bin/python ci/values-table.py --check
 	$(VENV)/bin/ruff check ci/values-table.py
 
