@@ -45,6 +45,21 @@ def run_function(
     return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def check_datadir(
+    flavor: str, version: str, files: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """server.sh's datadir_check_and_record for a `flavor` server of `version` on a datadir holding
+    `files`; its result and the datadir."""
+    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
+    datadir = tmp_path / "volume" / "data"
+    datadir.mkdir(parents=True)
+    for name, text in files.items():
+        (datadir / name).write_text(text)
+    bin_dir = stand_in_server(tmp_path / "bin", flavor, version)
+    env = {"FLAVOR": flavor, "DATA_ROOT": str(tmp_path / "volume"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return run_function(scripts, "server.sh", "datadir_check_and_record", env), datadir
+
+
 @pytest.mark.parametrize(
     ("flavor", "version", "files", "refusal"),
     [
@@ -62,14 +77,7 @@ def test_server_refuses_a_datadir_of_the_other_flavor_or_a_newer_mysql_series(
 ) -> None:
     """server.sh reads the flavor and series that last ran on the datadir (its record, else the files
     only one flavor writes) and refuses to start another flavor, or an older MySQL series, on it."""
-    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
-    datadir = tmp_path / "volume" / "data"
-    datadir.mkdir(parents=True)
-    for name, text in files.items():
-        (datadir / name).write_text(text)
-    bin_dir = stand_in_server(tmp_path / "bin", flavor, version)
-    env = {"FLAVOR": flavor, "DATA_ROOT": str(tmp_path / "volume"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    result = run_function(scripts, "server.sh", "datadir_check_and_record", env)
+    result, datadir = check_datadir(flavor, version, files, tmp_path)
     assert result.returncode != 0, f"started on {files}: {result.stderr}"
     assert refusal in result.stderr
     assert "refusing to start" in result.stderr
@@ -92,14 +100,7 @@ def test_server_records_its_flavor_and_version_on_a_datadir_it_may_use(
     flavor: str, version: str, files: dict[str, str], recorded: str, tmp_path: Path
 ) -> None:
     """Same flavor, an upgrade or a patch downgrade within the series: accepted and recorded."""
-    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
-    datadir = tmp_path / "volume" / "data"
-    datadir.mkdir(parents=True)
-    for name, text in files.items():
-        (datadir / name).write_text(text)
-    bin_dir = stand_in_server(tmp_path / "bin", flavor, version)
-    env = {"FLAVOR": flavor, "DATA_ROOT": str(tmp_path / "volume"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    result = run_function(scripts, "server.sh", "datadir_check_and_record", env)
+    result, datadir = check_datadir(flavor, version, files, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (datadir / "chart-datadir-server").read_text() == f"{recorded}\n"
 
