@@ -11,18 +11,16 @@ AIRGAP=1/0 forces air-gapped or registry mode (ci/mode.sh).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pytest_helm_charts.clusters import Cluster as HelmChartsCluster
 from pytest_helm_charts.k8s.namespace import make_namespace_object
 
 from harness import cluster as kind
-from harness.cluster import ARTIFACTS, FLAVORS, Cluster, CommandError, Settings
+from harness.cluster import ARTIFACTS, FLAVORS, Cluster, CommandError, Settings, artifact_dir
 from harness.db import FLAVORS as SQL_FLAVORS
 from harness.helm import Release
 from harness.kube import RESTRICTED_NAMESPACE_LABELS, Kube, delete_namespace, dump_namespace
@@ -55,11 +53,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run on the existing cluster of this kubeconfig context (env KUBE_CONTEXT); "
         "nothing is created, loaded or deleted",
     )
-
-
-def artifact_dir(nodeid: str) -> Path:
-    """artifacts/<test-id>/ for a pytest node id, as a safe directory name."""
-    return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
 
 
 # --- session: settings and cluster ---------------------------------------------------------------

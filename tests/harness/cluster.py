@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -48,6 +49,11 @@ KIND_CONTEXT = f"kind-{KIND_CLUSTER}"
 TOOLS = ("kind", "helm", "kubectl")
 MODES = ("airgap", "registry")
 FLAVORS = ("mariadb", "mysql")
+
+
+def artifact_dir(nodeid: str) -> Path:
+    """artifacts/<test id>/ for a pytest node id (or a node id plus a suffix), as a safe directory name."""
+    return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
 
 # Images the tests themselves run (not the chart's): per mode.
 BUSYBOX = {"airgap": "mysql-chart.local/busybox:1.35", "registry": "busybox:1.36"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from chartrepo import (
     previous_chart,
 )
 
-from harness.cluster import ARTIFACTS, CHART, Cluster, Settings, run, tool_env
+from harness.cluster import CHART, Cluster, Settings, artifact_dir, run, tool_env
 from harness.db import FLAVORS as SQL_FLAVORS
 from harness.kube import Kube, dump_namespace
 
@@ -154,7 +153,7 @@ def install_from(
         try:
             release.install()
         except BaseException:
-            dump_namespace(repo_cluster, kube, namespace, _artifacts(request, "install"))
+            dump_namespace(repo_cluster, kube, namespace, artifact_dir(f"{request.node.nodeid}-install"))
             raise
         return release
 
@@ -163,7 +162,3 @@ def install_from(
         for release in releases:
             release.uninstall()
 
-
-def _artifacts(request: pytest.FixtureRequest, what: str) -> Path:
-    """artifacts/<module id>-<what>/, named as tests/conftest.py names them."""
-    return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{request.node.nodeid}-{what}").strip("_")
