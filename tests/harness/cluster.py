@@ -55,6 +55,7 @@ def artifact_dir(nodeid: str) -> Path:
     """artifacts/<test id>/ for a pytest node id (or a node id plus a suffix), as a safe directory name."""
     return ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
 
+
 # Images the tests themselves run (not the chart's): per mode.
 BUSYBOX = {"airgap": "mysql-chart.local/busybox:1.35", "registry": "busybox:1.36"}
 # The values every air-gapped install takes, per flavor: the locally built images, never pulled.

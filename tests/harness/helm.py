@@ -74,11 +74,12 @@ class Release:
         )
         return sts
 
-    def upgrade(self, set_values: Mapping[str, str]) -> V1StatefulSet:
-        """`helm upgrade` with the install's values plus set_values, then wait until rolled out."""
+    def upgrade(self, set_values: Mapping[str, str], *helm_args: str) -> V1StatefulSet:
+        """`helm upgrade` with the install's values plus set_values (and helm_args, e.g.
+        --force-conflicts), then wait until rolled out."""
         self.set_values.update(set_values)
-        log.info("helm upgrade %s (%s)", self.name, self._values_args())
-        self.helm("upgrade", self.name, str(self.chart), *self._values_args())
+        log.info("helm upgrade %s (%s %s)", self.name, self._values_args(), " ".join(helm_args))
+        self.helm("upgrade", self.name, str(self.chart), *self._values_args(), *helm_args)
         return self.wait_rolled_out()
 
     def try_upgrade(self, set_values: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

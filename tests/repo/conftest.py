@@ -161,4 +161,3 @@ def install_from(
     if not settings.keep:
         for release in releases:
             release.uninstall()
-
