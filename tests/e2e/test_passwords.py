@@ -123,7 +123,8 @@ def test_rotating_the_root_password_as_documented_keeps_every_pod_serving(
     db.query(release.primary, f"INSERT INTO {table} VALUES (1)")
     gtid = db.gtid_executed(release.primary)
     for pod in release.pods():
-        db.wait_for_gtid(pod, gtid)
+        if pod != release.primary:
+            db.wait_for_gtid(pod, gtid)
         assert db.query(pod, f"SELECT id FROM {table}") == [(1,)], pod
         with pytest.raises(pymysql.err.OperationalError, match="1045"):
             old_db.scalar(pod, "SELECT 1")
