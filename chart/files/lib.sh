@@ -284,12 +284,12 @@ field() {
   return 1
 }
 
-# usage: replica_status USER PASSWORD -> prints "io sql lag errno error" of the local server's
+# usage: replica_status CLIENT_FUNCTION [ARGS...] -> prints "io sql lag errno error" of the server that CLIENT_FUNCTION (local_sql USER PASSWORD, say) reaches:
 # replication threads (lag is NULL when unknown, error is Last_IO_Error, the rest of the line);
 # prints nothing when replication is not configured; fails when the server does not answer
 replica_status() {
   local f io sqlt lag errno error
-  f=$(replica_fields local_sql "$1" "$2") || return 1
+  f=$(replica_fields "$@") || return 1
   [[ -n $f ]] || return 0
   io=$(field Replica_IO_Running Slave_IO_Running <<<"$f") || true
   sqlt=$(field Replica_SQL_Running Slave_SQL_Running <<<"$f") || true

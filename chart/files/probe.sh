@@ -18,12 +18,14 @@ LOCAL_TIMEOUT=${PROBE_CLIENT_SECONDS:-2}
 # Each other member asked for its heartbeat gets this long (a member on a lost node never answers).
 PEER_TIMEOUT=${PROBE_PEER_SECONDS:-2}
 
-# usage: probe_sql <<<"SQL" -- local_sql as the probe account; dies naming the Secret's key when the
-# server refuses its password (the kubelet puts a failed probe's output into the pod's events)
+# usage: probe_sql [CLIENT_ARGS...] <<<"SQL" -- local_sql as the probe account; dies naming the
+# Secret's key when the server refuses its password (the kubelet puts a failed probe's output into
+# the pod's events). One connection attempt: a frozen server costs one LOCAL_TIMEOUT, not two.
+# shellcheck disable=SC2120 # replica_status passes CLIENT_ARGS (replica_fields' --column-names)
 probe_sql() {
   local errors rc=0 why
   errors=$(mktemp /tmp/probe-errors.XXXXXX)
-  local_sql "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" 2>"$errors" || rc=$?
+  local_sql "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}" "$@" 2>"$errors" || rc=$?
   if ((rc != 0)) && why=$(password_drift "$PROBE_USER" mysql-probe-password "$(<"$errors")"); then
     rm -f "$errors"
     die "$why"
@@ -47,6 +49,7 @@ check_alive() {
 # usage: check_writable -- the primary accepts writes
 check_writable() {
   local ro
+  # shellcheck disable=SC2119 # probe_sql's arguments are client options, not this script's
   ro=$(probe_sql <<<"SELECT @@global.read_only;") || die "server does not answer"
   [[ $ro == 0 ]] || die "primary is read-only"
 }
@@ -59,11 +62,7 @@ check_replica() {
   local max=${MAX_LAG_SECONDS:?MAX_LAG_SECONDS is required} status io sqlt lag _errno error age
   [[ ! -e $RECLONE_MARK ]] || die "re-clone in progress"
   [[ ! -e $ERRANT_MARK ]] || die "errant transactions, which the primary lacks: $(<"$ERRANT_MARK")"
-  if ! status=$(replica_status "$PROBE_USER" "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}"); then
-    # Why: probe_sql dies naming the Secret's key when the password is refused.
-    probe_sql <<<"SELECT 1;" >/dev/null || true
-    die "server does not answer"
-  fi
+  status=$(replica_status probe_sql) || die "server does not answer"
   [[ -n $status ]] || die "replication is not configured yet"
   read -r io sqlt lag _errno error <<<"$status"
   # The primary refusing the replication account's password: say what that means.

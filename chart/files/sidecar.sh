@@ -221,7 +221,7 @@ monitor() {
     if [[ -n ${HEARTBEAT_PID:-} ]]; then kill -0 "$HEARTBEAT_PID" 2>/dev/null || die "heartbeat exited"; fi
     ((ord == 0)) && continue
     check_errant
-    status=$(replica_status root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
+    status=$(replica_status local_sql root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
     read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
     # Only purged binlogs trigger a rebuild, and only of a replica whose transactions the primary
     # all has. Other fatal errors need a human: this replica may hold the only copy of that data.
