@@ -318,14 +318,20 @@ def test_the_primary_recreates_a_missing_clone_account_for_every_pod(release: Re
     primary = core.read_namespaced_pod(release.primary, namespace)
     sidecar = container_status(primary, "sidecar")
     release.cluster.kill_container(primary.spec.node_name, sidecar.container_id)
+    # The kubelet reports the restart a little after the new container runs (the account may be
+    # back on every pod first), so wait for both conditions rather than read the count once.
+    wait_until(
+        lambda: container_status(core.read_namespaced_pod(release.primary, namespace), "sidecar").restart_count
+        > sidecar.restart_count,
+        timeout=120,
+        what="the primary's sidecar restarted",
+    )
     wait_until(
         lambda: set(clone_accounts(release).values()) == {1},
         timeout=180,
         what="the clone account back on every pod",
         transient=DB_TRANSIENT,
     )
-    restarted = container_status(core.read_namespaced_pod(release.primary, namespace), "sidecar")
-    assert restarted.restart_count > sidecar.restart_count, "the primary's sidecar did not restart"
     grants = [row[0] for row in db.query(release.primary, "SHOW GRANTS FOR 'clone'@'%'")]
     assert grants == ["GRANT USAGE ON *.* TO `clone`@`%`", "GRANT BACKUP_ADMIN ON *.* TO `clone`@`%`"], grants
     ssl = db.scalar(release.primary, "SELECT ssl_type FROM mysql.user WHERE user = 'clone'")
