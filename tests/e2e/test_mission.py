@@ -123,9 +123,8 @@ def test_kubectl_patch_image_rolls_every_pod_and_keeps_data_and_replication(
     release.assert_replicas_match_primary(table)
 
     release.db.query(release.primary, "INSERT INTO test.messages VALUES ('after the rollout')")
-    gtid = release.db.gtid_executed(release.primary)
+    release.wait_replicas_applied()
     for pod in release.replicas():
-        release.db.wait_for_gtid(pod, gtid)
         rows = release.db.query(pod, "SELECT message FROM test.messages ORDER BY message")
         assert rows == [("after the rollout",), ("hello",)], pod
     assert release.client(release.host(4), "SELECT COUNT(*) FROM test.messages").ok().lines == ["2"]

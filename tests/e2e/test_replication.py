@@ -121,8 +121,7 @@ def test_every_replica_refuses_writes_and_serves_reads(release: Release, table: 
             ("read", f"SELECT COUNT(*) FROM {table}"),
         )
     )
-    for pod in release.replicas():
-        release.db.wait_for_gtid(pod, gtid)
+    release.wait_replicas_applied(gtid)
     result = release.client_script(script).ok()
     answers = {tuple(line.split(" ", 2)[:2]): line for line in result.lines}
     for host in hosts:
@@ -310,19 +309,20 @@ def test_the_primary_recreates_a_missing_clone_account_for_every_pod(release: Re
         pytest.skip("the clone account belongs to MySQL's clone plugin; MariaDB streams mariadb-backup")
     db, core, namespace = release.db, release.kube.core, release.namespace
     db.query(release.primary, "DROP USER 'clone'@'%'")
-    gtid = db.gtid_executed(release.primary)
-    for pod in release.replicas():
-        db.wait_for_gtid(pod, gtid)
+    release.wait_replicas_applied()
     assert set(clone_accounts(release).values()) == {0}
 
     primary = core.read_namespaced_pod(release.primary, namespace)
     sidecar = container_status(primary, "sidecar")
     release.cluster.kill_container(primary.spec.node_name, sidecar.container_id)
+
     # The kubelet reports the restart a little after the new container runs (the account may be
     # back on every pod first), so wait for both conditions rather than read the count once.
+    def sidecar_restarts() -> int:
+        return container_status(core.read_namespaced_pod(release.primary, namespace), "sidecar").restart_count
+
     wait_until(
-        lambda: container_status(core.read_namespaced_pod(release.primary, namespace), "sidecar").restart_count
-        > sidecar.restart_count,
+        lambda: sidecar_restarts() > sidecar.restart_count,
         timeout=120,
         what="the primary's sidecar restarted",
     )

@@ -702,11 +702,9 @@ def final_check(release: Release, ledger: Ledger, gtid_timeout: float) -> list[s
 
     Returns the problems found with the GTIDs (the row checks are the caller's).
     """
-    db, problems = release.db, []
+    problems: list[str] = []
     try:
-        primary_gtid = db.gtid_executed(release.primary)
-        for pod in release.replicas():
-            db.wait_for_gtid(pod, primary_gtid, timeout=gtid_timeout)
+        release.wait_replicas_applied(timeout=gtid_timeout)
     except (AssertionError, *DB_TRANSIENT) as e:
         problems.append(f"replicas did not apply the primary's GTIDs: {e}")
     for pod in release.pods():

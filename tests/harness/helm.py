@@ -140,15 +140,22 @@ class Release:
 
     # --- consistency ------------------------------------------------------------------------------
 
+    def wait_replicas_applied(self, gtid: str | None = None, *, timeout: float = TIMEOUTS.gtid) -> str:
+        """Wait until every replica has applied gtid (by default the primary's executed set now),
+        the wait running in each server; returns the GTID set waited for."""
+        if gtid is None:
+            gtid = self.db.gtid_executed(self.primary)
+        for pod in self.replicas():
+            self.db.wait_for_gtid(pod, gtid, timeout=timeout)
+        return gtid
+
     def assert_replicas_match_primary(self, table: str) -> None:
         """Every replica applies the primary's GTIDs and holds no other (errant) transaction
         (gtid_divergence), and table has the same checksum everywhere."""
         db = self.db
-        before = db.gtid_executed(self.primary)
         expected_sum = db.checksum(self.primary, table)
         assert expected_sum is not None, f"{table} is missing on the primary"
-        for pod in self.replicas():
-            db.wait_for_gtid(pod, before)
+        self.wait_replicas_applied()
         diverged = self.gtid_divergence()
         assert not diverged, f"GTID sets: {diverged}"
         sums = {pod: db.checksum(pod, table) for pod in self.pods()}

@@ -280,11 +280,7 @@ def write_and_read_on_replicas(release: RepoRelease, table: str, value: str) -> 
         return db.gtid_executed(release.primary)
 
     gtid = retry_db(write, what=f"{value!r} written to {table} on {release.primary}")
+    retry_db(lambda: release.wait_replicas_applied(gtid), what=f"every replica applied {gtid}")
     for pod in release.replicas():
-
-        def read(pod: str = pod) -> list[tuple[str, ...]]:
-            db.wait_for_gtid(pod, gtid)
-            return db.query(pod, f"SELECT v FROM {table}")
-
-        rows = retry_db(read, what=f"{table} read on {pod}")
+        rows = retry_db(lambda pod=pod: db.query(pod, f"SELECT v FROM {table}"), what=f"{table} on {pod}")
         assert (value,) in rows, f"{pod} applied {gtid} but has {rows}"
