@@ -108,39 +108,6 @@ def kill_server(release: Release, ordinal: int) -> Predicate:
     return restarted
 
 
-def delete_pod(release: Release, ordinal: int) -> Predicate:
-    """`kubectl delete pod` (graceful); back once the StatefulSet recreated it and it is Ready."""
-    core, namespace, name = release.kube.core, release.namespace, release.pod(ordinal)
-    old_uid = core.read_namespaced_pod(name, namespace).metadata.uid
-    core.delete_namespaced_pod(name, namespace)
-    return pod_recreated_and_ready(release.kube, namespace, name, old_uid)
-
-
-def delete_claim_and_pod(release: Release, ordinal: int) -> Predicate:
-    """Delete PVC data-mysql-N (without waiting: the pod holds it), then the pod: it comes back empty.
-
-    Back once the pod is recreated and Ready on a new claim.
-    """
-    core, namespace, name = release.kube.core, release.namespace, release.pod(ordinal)
-    claim = f"data-{name}"
-    old_claim = core.read_namespaced_persistent_volume_claim(claim, namespace).metadata.uid
-    core.delete_namespaced_persistent_volume_claim(claim, namespace)
-    recreated = delete_pod(release, ordinal)
-
-    def back_on_new_claim() -> object:
-        try:
-            uid = core.read_namespaced_persistent_volume_claim(claim, namespace).metadata.uid
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            uid = None
-        if uid in (None, old_claim):
-            return Pending(f"{claim} {'absent' if uid is None else 'is still the old claim'}")
-        return recreated()
-
-    return back_on_new_claim
-
-
 def errant_write(release: Release, ordinal: int) -> bool:
     """Try to write on replica `ordinal` as root; True when the write went in (an errant transaction).
 
@@ -259,7 +226,7 @@ def errant_then_discarded(release: Release, load: Workload) -> Predicate:
         time.sleep(5)
     assert db_has_errant_row(release, 1), "mysql-1 lost its errant write"
     assert "not rebuilding it" in sidecar_log(release, 1), sidecar_log(release, 1)[-2000:]
-    return delete_claim_and_pod(release, 1)
+    return release.delete_claim_and_pod(1)
 
 
 def db_has_errant_row(release: Release, ordinal: int) -> bool:
@@ -569,7 +536,7 @@ def reclone_until_copying(release: Release) -> tuple[Predicate, V1Pod]:
     core, namespace = release.kube.core, release.namespace
     donor = core.read_namespaced_pod(release.pod(1), namespace)
     old_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
-    back = delete_claim_and_pod(release, 2)
+    back = release.delete_claim_and_pod(2)
     stage = wait_until(
         lambda: clone_underway(release, 2, old_uid, donor=1), timeout=300, interval=1,
         what="mysql-2's clone copying data",
@@ -960,18 +927,18 @@ def test_b_kill_9_of_mysqld_on_the_primary(release: Release, settings: Settings)
 
 def test_c_deleting_a_replica_pod(release: Release, settings: Settings) -> None:
     """`kubectl delete pod mysql-2`: it comes back on its claim and catches up."""
-    survive(release, settings, "c. delete pod mysql-2 (replica)", lambda _: delete_pod(release, 2))
+    survive(release, settings, "c. delete pod mysql-2 (replica)", lambda _: release.delete_pod(2))
 
 
 def test_d_deleting_the_primary_pod(release: Release, settings: Settings) -> None:
     """`kubectl delete pod mysql-0`: writes pause until it is back on its claim; nothing lost."""
-    survive(release, settings, "d. delete pod mysql-0 (primary)", lambda _: delete_pod(release, 0))
+    survive(release, settings, "d. delete pod mysql-0 (primary)", lambda _: release.delete_pod(0))
 
 
 def test_e_deleting_a_replicas_claim_and_pod(release: Release, settings: Settings) -> None:
     """PVC data-mysql-2 and pod mysql-2 deleted: mysql-2 re-clones under load and holds every write."""
     survive(
-        release, settings, "e. delete PVC+pod mysql-2 (replica)", lambda _: delete_claim_and_pod(release, 2)
+        release, settings, "e. delete PVC+pod mysql-2 (replica)", lambda _: release.delete_claim_and_pod(2)
     )
 
 
@@ -999,7 +966,7 @@ def test_h_deleting_the_primarys_claim_and_pod(release: Release, settings: Setti
     """PVC data-mysql-0 and pod mysql-0 deleted: the primary clones the most advanced replica instead
     of starting empty; every acknowledged write is still there (semi-synchronous replication)."""
     survive(
-        release, settings, "h. delete PVC+pod mysql-0 (primary)", lambda _: delete_claim_and_pod(release, 0)
+        release, settings, "h. delete PVC+pod mysql-0 (primary)", lambda _: release.delete_claim_and_pod(0)
     )
 
 

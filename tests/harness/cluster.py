@@ -40,6 +40,15 @@ for p in $pids; do kill -s "$signal" "$p" 2>/dev/null || true; done
 echo "SIG$signal to" $pids
 """
 
+# Shell run on a kind node: until the file $1 exists, every 0.2 s, every argument of every process
+# (one per line); awk prints each distinct line once.
+SAMPLE_ARGS = r"""
+while [ ! -e "$1" ]; do
+  cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n'
+  sleep 0.2
+done | awk '!seen[$0]++'
+"""
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "bin"
 CHART = ROOT / "chart"
@@ -349,6 +358,12 @@ class Cluster:
         run(["docker", "exec", node, "sh", "-c", script, "sh", path, pid], env=self.env, timeout=timeout + 60)
         log.info("killed process %s on node %s once %s appeared", pid, node, path)
 
+    def sample_process_args(self, nodes: Sequence[str]) -> ArgsSampler:
+        """Start sampling the arguments of every process on the kind nodes (ArgsSampler.stop)."""
+        if self.settings.existing_cluster:
+            raise RuntimeError("sampling process arguments needs the kind cluster's nodes (docker exec)")
+        return ArgsSampler(self, list(nodes))
+
     def kubectl(
         self, *args: str, timeout: float = 120, check: bool = True, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -455,3 +470,37 @@ def down(cluster: Cluster) -> None:
         )
         return
     run_logged(["make", "cluster-down"], env=cluster.env, timeout=600)
+
+
+class ArgsSampler:
+    """Every distinct argument of every process on some kind nodes, sampled every 0.2 s on the node
+    itself (SAMPLE_ARGS) from start until stop(). Nothing secret goes into the sampler's own arguments."""
+
+    def __init__(self, cluster: Cluster, nodes: list[str]) -> None:
+        self.cluster, self.nodes = cluster, nodes
+        self.stop_file = f"/tmp/stop-sampling-{os.getpid()}-{time.monotonic_ns()}"
+        self.seen: set[str] | None = None
+        self.procs = [
+            subprocess.Popen(
+                ["docker", "exec", node, "sh", "-c", SAMPLE_ARGS, "sh", self.stop_file],
+                env=cluster.env,
+                stdout=subprocess.PIPE,
+                encoding="utf-8",
+                errors="replace",
+            )
+            for node in nodes
+        ]
+        log.info("sampling process arguments on %s", ", ".join(nodes))
+
+    def stop(self) -> set[str]:
+        """Stop sampling (idempotent); every distinct argument seen on any of the nodes."""
+        if self.seen is None:
+            self.seen = set()
+            for node in self.nodes:
+                run(["docker", "exec", node, "touch", self.stop_file], env=self.cluster.env, timeout=60)
+            for node, proc in zip(self.nodes, self.procs, strict=True):
+                out, _ = proc.communicate(timeout=120)
+                self.seen.update(out.splitlines())
+                run(["docker", "exec", node, "rm", "-f", self.stop_file], env=self.cluster.env, timeout=60)
+            log.info("process arguments: %d distinct on %d nodes", len(self.seen), len(self.nodes))
+        return self.seen

@@ -10,15 +10,24 @@ import base64
 import logging
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes.client import V1StatefulSet
+from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import CHART, Cluster
 from harness.db import Database, Flavor
-from harness.kube import TIMEOUTS, CommandResult, Kube, run_client_pod, wait_rolled_out
+from harness.kube import (
+    TIMEOUTS,
+    CommandResult,
+    Kube,
+    Pending,
+    pod_recreated_and_ready,
+    run_client_pod,
+    wait_rolled_out,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +146,35 @@ class Release:
         """Decode one key of the release's Secret."""
         secret = self.kube.core.read_namespaced_secret(self.name, self.namespace)
         return base64.b64decode(secret.data[key]).decode()
+
+    def delete_pod(self, ordinal: int) -> Callable[[], object]:
+        """`kubectl delete pod` (graceful); returns a predicate: true once the StatefulSet recreated
+        the pod and it is Ready."""
+        core, name = self.kube.core, self.pod(ordinal)
+        old_uid = core.read_namespaced_pod(name, self.namespace).metadata.uid
+        core.delete_namespaced_pod(name, self.namespace)
+        return pod_recreated_and_ready(self.kube, self.namespace, name, old_uid)
+
+    def delete_claim_and_pod(self, ordinal: int) -> Callable[[], object]:
+        """Delete PVC data-<pod> (without waiting: the pod holds it), then the pod: it comes back
+        empty. Returns a predicate: true once the pod is recreated and Ready on a new claim."""
+        core, claim = self.kube.core, f"data-{self.pod(ordinal)}"
+        old_claim = core.read_namespaced_persistent_volume_claim(claim, self.namespace).metadata.uid
+        core.delete_namespaced_persistent_volume_claim(claim, self.namespace)
+        recreated = self.delete_pod(ordinal)
+
+        def back_on_new_claim() -> object:
+            try:
+                uid = core.read_namespaced_persistent_volume_claim(claim, self.namespace).metadata.uid
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                uid = None
+            if uid in (None, old_claim):
+                return Pending(f"{claim} {'absent' if uid is None else 'is still the old claim'}")
+            return recreated()
+
+        return back_on_new_claim
 
     # --- consistency ------------------------------------------------------------------------------
 
