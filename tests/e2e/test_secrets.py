@@ -15,21 +15,10 @@ from collections.abc import Iterator
 import pytest
 
 from harness.cluster import ArgsSampler, Cluster
-from harness.helm import Release
+from harness.helm import SECRET_KEYS, Release
 from harness.kube import TIMEOUTS, Kube, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-# What the release's Secret holds (auth.username set): every value is searched for.
-SECRET_KEYS = {
-    "mysql-root-password",
-    "mysql-replication-password",
-    "mysql-backup-password",
-    "mysql-probe-password",
-    "mysql-metrics-password",
-    "mysql-password",
-    "backup-token",
-}
 
 
 @pytest.fixture(scope="module")

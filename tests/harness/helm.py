@@ -33,6 +33,18 @@ log = logging.getLogger(__name__)
 
 ROOT_PASSWORD_KEY = "mysql-root-password"
 REPLICATION_PASSWORD_KEY = "mysql-replication-password"
+# Every key of the release's Secret (mysql-password only with auth.username).
+SECRET_KEYS = frozenset(
+    {
+        ROOT_PASSWORD_KEY,
+        REPLICATION_PASSWORD_KEY,
+        "mysql-backup-password",
+        "mysql-probe-password",
+        "mysql-metrics-password",
+        "mysql-password",
+        "backup-token",
+    }
+)
 # uid/gid of mysqld in every supported image (official mysql/mariadb, the air-gapped build).
 MYSQL_UID = 999
 

@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from harness.helm import SECRET_KEYS
+
 from .render import CHART, HELM, Doc, find, names, render, secret_data
 
 pytestmark = pytest.mark.render
@@ -88,15 +90,7 @@ def test_fullname_follows_the_contains_rule_and_overrides(release: str, values: 
 def test_secret_holds_every_password_and_the_backup_token(mysql_docs: list[Doc]) -> None:
     """Generated once, non-empty, distinct, and kept on uninstall."""
     data = secret_data(mysql_docs)
-    assert set(data) == {
-        "mysql-root-password",
-        "mysql-replication-password",
-        "mysql-backup-password",
-        "mysql-probe-password",
-        "mysql-metrics-password",
-        "mysql-password",
-        "backup-token",
-    }
+    assert set(data) == SECRET_KEYS
     assert all(len(v) >= 24 for v in data.values())
     assert len(set(data.values())) == len(data), "passwords must differ"
     secret = find(mysql_docs, "Secret", "mysql")
