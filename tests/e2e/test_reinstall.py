@@ -46,7 +46,7 @@ def test_replicas_scaled_away_come_back_on_their_claims_and_catch_up(release: Re
     release.assert_replicas_match_primary(TABLE)
 
     release.upgrade({"replicaCount": "3"})
-    assert {f"data-{release.pod(i)}" for i in range(5)} <= claims(release), "a claim went with its pod"
+    assert {release.claim(i) for i in range(5)} <= claims(release), "a claim went with its pod"
     insert(release, "while mysql-3 and mysql-4 were away")
 
     release.upgrade({"replicaCount": "5"})
@@ -65,11 +65,12 @@ def test_uninstall_then_install_brings_data_passwords_and_replication_back(relea
     release.uninstall()
 
     def pods_gone() -> object:
-        left = [p.metadata.name for p in release.kube.pods(namespace) if p.metadata.name.startswith("mysql-")]
+        pods = release.kube.pods(namespace)
+        left = [p.metadata.name for p in pods if p.metadata.name.startswith(f"{release.name}-")]
         return Pending(f"pods left: {left}") if left else True
 
     wait_until(pods_gone, timeout=TIMEOUTS.namespace_gone, what="the release's pods gone")
-    assert {f"data-{release.pod(i)}" for i in range(5)} <= claims(release)
+    assert {release.claim(i) for i in range(5)} <= claims(release)
     assert core.read_namespaced_secret(release.name, namespace), "the Secret went with the release"
 
     release.install()  # replicaCount 5, as the last upgrade left it

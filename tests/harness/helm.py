@@ -159,6 +159,10 @@ class Release:
         secret = self.kube.core.read_namespaced_secret(self.name, self.namespace)
         return base64.b64decode(secret.data[key]).decode()
 
+    def claim(self, ordinal: int) -> str:
+        """The PVC of ordinal's data volume, e.g. `data-mysql-3`."""
+        return f"data-{self.pod(ordinal)}"
+
     def delete_pod(self, ordinal: int) -> Callable[[], object]:
         """`kubectl delete pod` (graceful); returns a predicate: true once the StatefulSet recreated
         the pod and it is Ready."""
@@ -170,7 +174,7 @@ class Release:
     def delete_claim_and_pod(self, ordinal: int) -> Callable[[], object]:
         """Delete PVC data-<pod> (without waiting: the pod holds it), then the pod: it comes back
         empty. Returns a predicate: true once the pod is recreated and Ready on a new claim."""
-        core, claim = self.kube.core, f"data-{self.pod(ordinal)}"
+        core, claim = self.kube.core, self.claim(ordinal)
         old_claim = core.read_namespaced_persistent_volume_claim(claim, self.namespace).metadata.uid
         core.delete_namespaced_persistent_volume_claim(claim, self.namespace)
         recreated = self.delete_pod(ordinal)
