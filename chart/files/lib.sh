@@ -284,9 +284,11 @@ field() {
   return 1
 }
 
-# usage: replica_status CLIENT_FUNCTION [ARGS...] -> prints "io sql lag errno error" of the server that CLIENT_FUNCTION (local_sql USER PASSWORD, say) reaches:
-# replication threads (lag is NULL when unknown, error is Last_IO_Error, the rest of the line);
-# prints nothing when replication is not configured; fails when the server does not answer
+# usage: replica_status CLIENT_FUNCTION [ARGS...] -> "io sql lag errno error" of the server that
+# CLIENT_FUNCTION (local_sql USER PASSWORD, say) reaches: the replication threads' states, the lag
+# (NULL when unknown) and the last error (error: the rest of the line), the SQL thread's when it
+# stopped on one, the I/O thread's otherwise; nothing when replication is not configured; fails
+# when the server does not answer
 replica_status() {
   local f io sqlt lag errno error
   f=$(replica_fields "$@") || return 1
@@ -294,8 +296,13 @@ replica_status() {
   io=$(field Replica_IO_Running Slave_IO_Running <<<"$f") || true
   sqlt=$(field Replica_SQL_Running Slave_SQL_Running <<<"$f") || true
   lag=$(field Seconds_Behind_Source Seconds_Behind_Master <<<"$f") || true
-  errno=$(field Last_IO_Errno <<<"$f") || true
-  error=$(field Last_IO_Error <<<"$f") || true
+  errno=$(field Last_SQL_Errno <<<"$f") || true
+  if [[ $sqlt == Yes || ${errno:-0} == 0 ]]; then
+    errno=$(field Last_IO_Errno <<<"$f") || true
+    error=$(field Last_IO_Error <<<"$f") || true
+  else
+    error=$(field Last_SQL_Error <<<"$f") || true
+  fi
   printf '%s %s %s %s %s\n' "$io" "$sqlt" "${lag:-NULL}" "${errno:-0}" "$error"
 }
 

@@ -67,7 +67,7 @@ check_replica() {
   read -r io sqlt lag _errno error <<<"$status"
   # The primary refusing the replication account's password: say what that means.
   if why=$(password_drift replication mysql-replication-password "$error"); then error="$error; $why"; fi
-  [[ $sqlt == Yes ]] || die "replication SQL thread is not running ($sqlt)"
+  [[ $sqlt == Yes ]] || die "replication SQL thread is not running ($sqlt)${error:+: ${error:0:200}}"
   age=$(local_sql "$PROBE_USER" "$MYSQL_PROBE_PASSWORD" \
     <<<"SELECT TIMESTAMPDIFF(SECOND, ts, UTC_TIMESTAMP(6)) FROM $HEARTBEAT_TABLE WHERE id = 1;" 2>/dev/null) ||
     age=''

@@ -106,13 +106,18 @@ heartbeat() {
   done
 }
 
+# usage: free_kib -> KiB free on the volume
+free_kib() {
+  df -Pk "$DATA_ROOT" | { read -r _ && read -r _ _ _ free _ && printf '%s\n' "$free"; }
+}
+
 # usage: make_room -- before a rebuild: when the volume cannot hold a copy next to the old datadir,
 # removes the old one first (a replica is rebuilt only when the primary has all its transactions)
 make_room() {
   local used free
   [[ -d $DATADIR ]] || return 0
   used=$(du -sk "$DATADIR" | cut -f1)
-  free=$(df -Pk "$DATA_ROOT" | { read -r _ && read -r _ _ _ free _ && printf '%s\n' "$free"; })
+  free=$(free_kib)
   log "rebuild: the old datadir uses ${used} KiB, ${free} KiB free"
   if ((free < used + used / 10)); then
     warn "not enough room for a copy next to the old datadir: removing it first"
@@ -197,6 +202,38 @@ check_errant() {
   printf '%s\n' "$errant" >"$ERRANT_MARK"
 }
 
+# usage: full_volume_error ERRNO ERROR -- succeeds for an applier's error on a full volume: the
+# table is full (1114), the disk is full (1021), or any error naming ENOSPC (errno 28)
+full_volume_error() {
+  [[ $1 == 1114 || $1 == 1021 || $2 == *'No space left'* || $2 =~ (Errcode|errno|error):?\ 28[^0-9] ]]
+}
+# MiB that must be free again before an applier a full volume stopped is started again.
+RESUME_ROOM_MIB=${RESUME_ROOM_MIB:-16}
+
+# usage: resume_after_full_volume SQL_RUNNING ERRNO ERROR -- an SQL thread that stopped because the
+# volume was full is started again once RESUME_ROOM_MIB are free (the server itself waits for room
+# only in the I/O thread). A thread stopped by hand or on any other error is left to a human.
+resume_after_full_volume() {
+  local sqlt=$1 errno=$2 error=$3 free start='START REPLICA SQL_THREAD;'
+  if [[ $sqlt == Yes ]] || ! full_volume_error "$errno" "$error"; then
+    FULL_WARNED=0
+    return 0
+  fi
+  free=$(free_kib)
+  if ((free < RESUME_ROOM_MIB * 1024)); then
+    if ((!${FULL_WARNED:-0})); then
+      warn "the volume is full (${free} KiB free): the SQL thread stopped (error $errno: ${error:0:300});" \
+        "it starts again once ${RESUME_ROOM_MIB} MiB are free (grow the claim or free space)"
+      FULL_WARNED=1
+    fi
+    return 0
+  fi
+  log "the volume has room again (${free} KiB free): starting the SQL thread the full volume stopped (error $errno)"
+  [[ $FLAVOR == mariadb ]] && start='START SLAVE SQL_THREAD;'
+  root_sql <<<"$start" || warn "could not start the SQL thread"
+  FULL_WARNED=0
+}
+
 # At most this many backup connections are served at once (each runs serve-backup.sh); more wait in
 # the listen queue. With serve-backup.sh's TOKEN_SECONDS, a peer that floods the port holds at most
 # this many shells, each for seconds.
@@ -212,7 +249,7 @@ serve_backups() {
 
 # usage: monitor ORDINAL -- watches the background jobs and, on a replica, fatal binlog errors
 monitor() {
-  local ord=$1 fatal=0 warned=0 purged status _io _sql _lag errno error
+  local ord=$1 fatal=0 warned=0 purged status _io sqlt _lag errno error
   while true; do
     # Sleep in the background so that the TERM trap runs at once.
     sleep "$MONITOR_SECONDS" &
@@ -222,7 +259,7 @@ monitor() {
     ((ord == 0)) && continue
     check_errant
     status=$(replica_status local_sql root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
-    read -r _io _sql _lag errno error <<<"${status:-x x x 0}"
+    read -r _io sqlt _lag errno error <<<"${status:-x x x 0}"
     # Only purged binlogs trigger a rebuild, and only of a replica whose transactions the primary
     # all has. Other fatal errors need a human: this replica may hold the only copy of that data.
     purged=0
@@ -240,6 +277,7 @@ monitor() {
       fatal=$((fatal + 1))
       warn "the primary cannot serve the binlogs this replica needs (error $errno, $fatal/$RECLONE_AFTER_CHECKS)"
     fi
+    resume_after_full_volume "$sqlt" "$errno" "$error"
     if ((fatal >= RECLONE_AFTER_CHECKS)); then
       reclone
       wait_for_server

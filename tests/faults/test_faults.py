@@ -481,7 +481,54 @@ def fill_volume(release: Release, ordinal: int, node: str, path: str) -> Predica
     filled_at = time.time()
     try:
         # MariaDB's SHOW SLAVE STATUS waits while the I/O thread waits for room: the probe gives up.
-        leaves_mysql_read(release, ordinal, filled_at, "old (max", "server does not answer")
+        leaves_mysql_read(
+            release, ordinal, filled_at, "old (max", "server does not answer", "SQL thread is not running"
+        )
+    finally:
+        release.cluster.on_node(node, 'rm -f "$1/faults-filler"', path)
+    return ready_again(release, ordinal)
+
+
+# A table the primary fills with BULK_MIB rows of 1 MiB for the applier's fault, dropped after it:
+# the replica holds it three times (relay log, table, binlog) within the small disk's 64 MiB.
+BULK_TABLE = "faults.bulk"
+BULK_MIB = 4
+
+
+def received_by(release: Release, pod: str, gtid: str) -> bool | Pending:
+    """Replica `pod` has `gtid` in its relay log or its data (MySQL: Retrieved_Gtid_Set with
+    gtid_executed; MariaDB: Gtid_IO_Pos)."""
+    db = release.db
+    if db.flavor.name == "mariadb":
+        have = str(db.replica_status(pod).get("Gtid_IO_Pos") or "")
+    else:
+        parts = [str(db.replica_status(pod).get("Retrieved_Gtid_Set") or ""), db.gtid_executed(pod)]
+        have = ",".join(part for part in parts if part)
+    return db.gtid_contains(pod, have, gtid) or Pending(f"{pod} received {have!r}, not yet {gtid!r}")
+
+
+def fill_volume_under_the_applier(release: Release, ordinal: int, node: str, path: str) -> Predicate:
+    """Replica `ordinal`'s volume fills up while a large transaction waits in its relay log: InnoDB
+    cannot grow the table, so the SQL thread stops on its error (the table is full) and the replica
+    leaves mysql-read saying so; room is then made, and the sidecar starts the thread again: the
+    replica catches up with nobody touching it."""
+    pod, mariadb = release.pod(ordinal), release.db.flavor.name == "mariadb"
+    release.db.query(release.primary, f"CREATE TABLE {BULK_TABLE} (id INT PRIMARY KEY, pad LONGBLOB)")
+    release.db.wait_for_gtid(pod, release.db.gtid_executed(release.primary))
+    release.db.query(pod, "STOP SLAVE SQL_THREAD" if mariadb else "STOP REPLICA SQL_THREAD")
+    rows = ", ".join(f"({i}, REPEAT('x', 1 << 20))" for i in range(BULK_MIB))
+    release.db.query(release.primary, f"INSERT INTO {BULK_TABLE} VALUES {rows}")
+    gtid = release.db.gtid_executed(release.primary)
+    wait_until(lambda: received_by(release, pod, gtid), timeout=60, what=f"{pod} receiving the bulk insert")
+    log.info("filled: %s", release.cluster.on_node(node, FILL_VOLUME, path).strip())
+    filled_at = time.time()
+    try:
+        release.db.query(pod, "START SLAVE SQL_THREAD" if mariadb else "START REPLICA SQL_THREAD")
+        leaves_mysql_read(release, ordinal, filled_at, "SQL thread is not running")
+        wait_until(
+            lambda: log_says(sidecar_log(release, ordinal), "the volume is full"), timeout=60,
+            what=f"{pod}'s sidecar saying its volume is full",
+        )  # fmt: skip
     finally:
         release.cluster.on_node(node, 'rm -f "$1/faults-filler"', path)
     return ready_again(release, ordinal)
@@ -1009,6 +1056,22 @@ def test_l_a_replicas_volume_full(release: Release, settings: Settings) -> None:
     finally:
         restore_volume(release, node, path)
     assert_reads_fresh(ledger)
+
+
+def test_l2_a_replicas_volume_full_under_its_applier(release: Release, settings: Settings) -> None:
+    """mysql-2's volume fills up while its SQL thread applies a large transaction: the thread stops
+    on the full table, the replica leaves mysql-read; once room is made, the sidecar starts the
+    thread again and the replica catches up with every write."""
+    node, path = shrink_volume(release, 2, room_mib=64)
+    try:
+        survive(
+            release, settings, "l2. volume of replica mysql-2 full under its applier",
+            lambda _: fill_volume_under_the_applier(release, 2, node, path),
+        )  # fmt: skip
+        assert "starting the SQL thread the full volume stopped" in sidecar_log(release, 2)
+    finally:
+        release.db.query(release.primary, f"DROP TABLE IF EXISTS {BULK_TABLE}")
+        restore_volume(release, node, path)
 
 
 def test_m_the_donor_killed_mid_clone(release: Release, settings: Settings) -> None:

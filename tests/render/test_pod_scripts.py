@@ -240,3 +240,44 @@ def test_the_sidecar_waits_saying_root_s_password_in_the_secret_is_refused(tmp_p
     assert "refuses account 'root' the password in Secret db-passwords (key mysql-root-password)" in stderr
     (bin_dir / "mysql").write_text("#!/bin/sh\necho 1\n")
     assert run_function(scripts, "sidecar.sh", "wait_for_server", env, timeout=10).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("flavor", "errno", "error", "room_mib", "started"),
+    [
+        ("mysql", "1114", "Worker 1 failed executing transaction; Error 'The table 'ids' is full'", 1, True),
+        ("mariadb", "1114", "Error 'The table 'ids' is full' on query", 1, True),
+        ("mysql", "3", "Error writing file 'binlog' (Errcode: 28 - No space left on device)", 1, True),
+        ("mysql", "1114", "The table 'ids' is full", 10**9, False),
+        ("mysql", "1062", "Duplicate entry '7' for key 'ids.PRIMARY'", 1, False),
+        ("mysql", "3", "Error writing file 'binlog' (Errcode: 5 - Input/output error)", 1, False),
+        ("mysql", "0", "", 1, False),
+    ],
+)  # fmt: skip
+def test_the_sidecar_starts_again_only_an_sql_thread_a_full_volume_stopped(
+    flavor: str, errno: str, error: str, room_mib: int, started: bool, tmp_path: Path
+) -> None:
+    """An applier stopped by a full volume is started again once RESUME_ROOM_MIB are free; one
+    stopped by hand or on another error is left alone; while the volume is full, the sidecar says so."""
+    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    statements = tmp_path / "statements"
+    for name in ("mysql", "mariadb"):
+        client = bin_dir / name
+        client.write_text(f'#!/bin/sh\ncat >> "{statements}"\n')
+        client.chmod(0o755)
+    env = {
+        "FLAVOR": flavor, "MYSQL_ROOT_PASSWORD": "r", "DATA_ROOT": str(tmp_path),
+        "RESUME_ROOM_MIB": str(room_mib), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }  # fmt: skip
+    result = run_function(scripts, "sidecar.sh", f'resume_after_full_volume No {errno} "{error}"', env)
+    assert result.returncode == 0, result.stderr
+    sent = statements.read_text() if statements.exists() else ""
+    assert ("SQL_THREAD" in sent) == started, (sent, result.stderr)
+    if started:
+        statement = "START SLAVE SQL_THREAD;" if flavor == "mariadb" else "START REPLICA SQL_THREAD;"
+        assert sent.strip() == statement
+        assert "starting the SQL thread the full volume stopped" in result.stderr
+    if room_mib > 1:
+        assert "the volume is full" in result.stderr and "starts again once" in result.stderr
