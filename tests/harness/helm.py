@@ -64,11 +64,12 @@ class Release:
 
     # --- helm -----------------------------------------------------------------------------------
 
-    def _values_args(self) -> list[str]:
+    def _values_args(self, extra: Mapping[str, str] | None = None) -> list[str]:
+        """--values of the cluster's files, then --set of the flavor, set_values and extra (last wins)."""
         args: list[str] = []
         for path in self.cluster.values_files:
             args += ["--values", str(path)]
-        values = {"flavor": self.flavor.name, **self.set_values}
+        values = {"flavor": self.flavor.name, **self.set_values, **(extra or {})}
         for key, value in values.items():
             args += ["--set", f"{key}={value}"]
         return args
@@ -106,10 +107,7 @@ class Release:
     def try_upgrade(self, set_values: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
         """`helm upgrade` with the install's values plus set_values, which are not kept; the caller
         asserts on the result (an upgrade the chart must refuse)."""
-        args = self._values_args()
-        for key, value in set_values.items():
-            args += ["--set", f"{key}={value}"]
-        return self.helm("upgrade", self.name, str(self.chart), *args, check=False)
+        return self.helm("upgrade", self.name, str(self.chart), *self._values_args(set_values), check=False)
 
     def test(self) -> subprocess.CompletedProcess[str]:
         """Run `helm test` with its pods' logs; the caller asserts on the result."""

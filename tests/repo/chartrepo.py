@@ -250,9 +250,9 @@ class RepoRelease(Release):
     version: str = ""
     chart_args: list[str] = field(default_factory=list)
 
-    def _values_args(self) -> list[str]:
+    def _values_args(self, extra: Mapping[str, str] | None = None) -> list[str]:
         assert self.version, "RepoRelease needs a chart version"
-        return [*super()._values_args(), "--version", self.version, *self.chart_args]
+        return [*super()._values_args(extra), "--version", self.version, *self.chart_args]
 
     def upgrade_to(self, chart: str, version: str) -> None:
         """`helm upgrade` to chart at version with the install's values, then wait until rolled out."""
