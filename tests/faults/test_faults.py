@@ -418,11 +418,14 @@ chown "$owner" "$dir"
 cp -a "$keep/." "$dir/" && rm -rf "$keep"
 df -m "$dir" | tail -n1
 """
-# $1: the directory. Moves the content back onto the node's disk.
+# $1: the directory. Moves the content back onto the node's disk, in place of what the directory
+# held before the shrink (files the server deleted meanwhile, old redo log files say, must not
+# come back: InnoDB refuses a redo log with a stale file in it).
 RESTORE_VOLUME = """
 dir=$1 keep=/var/tmp/faults-volume
 rm -rf "$keep" && mkdir -p "$keep" && cp -a "$dir/." "$keep/"
 umount "$dir"
+find "$dir" -mindepth 1 -delete
 cp -a "$keep/." "$dir/" && rm -rf "$keep"
 """
 # $1: the directory. Takes every free byte.
