@@ -28,7 +28,7 @@ venv: $(VENV)/.installed ## Python virtualenv with the test dependencies (.venv)
 docker: ## install and start the Docker engine if needed
 	bash ci/docker.sh
 
-tools: docker ## build kind, helm, helm3, kubectl into bin/
+tools: docker ## build kind, helm, helm3, kubectl and promtool into bin/
 	bash ci/tools.sh
 
 cluster: ## create or reuse the kind cluster `mysql-chart` (builds the node image when air-gapped)
@@ -42,6 +42,7 @@ cluster-down: ## delete the kind cluster
 
 unit: venv ## render tests, helm lint, shellcheck, the harness's unit tests: no cluster needed
 	bash ci/tools.sh helm
+	bash ci/tools.sh promtool
 	$(PYTEST) -m "render or unit" tests/render tests/unit
 
 smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC

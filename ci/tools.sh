@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the command-line tools the project drives into bin/ (gitignored) from the Go module
-# proxy: kind, helm (4, and 3 as helm3 for compatibility checks). kubectl is copied from the
-# Kubernetes build (ci/k8s.sh) so that client and cluster versions match.
+# proxy: kind, helm (4, and 3 as helm3 for compatibility checks); promtool from Debian's prometheus
+# package. kubectl is copied from the Kubernetes build (ci/k8s.sh) so that client and cluster
+# versions match.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # usage: build_go_tool OUTDIR NAME MODULE_PATH@VERSION [LDFLAGS]
@@ -30,6 +31,28 @@ build_helm3() {
     "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION$x"
 }
 
+# promtool (`promtool test rules` on the chart's alert rules, in `make unit`): from the host suite's
+# prometheus package, unpacked only (nothing installed, no service started); keyed by its version.
+promtool_version() {
+  local v
+  v=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
+  if [[ -z $v || $v == "(none)" ]]; then
+    log "promtool: refreshing the package lists (no prometheus package known yet)"
+    apt-get update -qq >&2
+    v=$(apt-cache policy prometheus | awk '/Candidate:/ {print $2}')
+  fi
+  [[ -n $v && $v != "(none)" ]] || die "the host's Debian suite serves no prometheus package (promtool)"
+  printf '%s\n' "$v"
+}
+fetch_promtool() {
+  local out=$1 version=$2
+  ( cd "$out" && apt-get download "prometheus=$version" )
+  dpkg-deb -x "$out"/prometheus_*.deb "$out/pkg"
+  mv "$out/pkg/usr/bin/promtool" "$out/promtool"
+  rm -rf "$out/pkg" "$out"/prometheus_*.deb
+  "$out/promtool" --version
+}
+
 # usage: link NAME CACHED_BINARY -> bin/NAME
 link() { ln -sf "$2" "$BIN/$1"; }
 
@@ -44,6 +67,12 @@ main() {
     link helm "$CACHE/helm-$HELM_VERSION/helm"
     step "helm-$HELM3_VERSION" "$CACHE/helm-$HELM3_VERSION-k8s1.$HELM3_K8S_MINOR" build_helm3
     link helm3 "$CACHE/helm-$HELM3_VERSION-k8s1.$HELM3_K8S_MINOR/helm"
+  fi
+  if [[ $what == all || $what == promtool ]]; then
+    local promtool
+    promtool=$(promtool_version)
+    step "promtool-$promtool" "$CACHE/promtool-$promtool" fetch_promtool "$promtool"
+    link promtool "$CACHE/promtool-$promtool/promtool"
   fi
   if [[ $what == all || $what == kubectl ]]; then
     if [[ $(bash "$ROOT/ci/mode.sh") == registry ]] && [[ ! -e $BIN/kubectl ]] && command -v kubectl >/dev/null; then
