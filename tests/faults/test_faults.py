@@ -510,11 +510,25 @@ def received_by(release: Release, pod: str, gtid: str) -> bool | Pending:
     return db.gtid_contains(pod, have, gtid) or Pending(f"{pod} received {have!r}, not yet {gtid!r}")
 
 
-def fill_volume_under_the_applier(release: Release, ordinal: int, node: str, path: str) -> Predicate:
+def applier_stopped_or_server_down(release: Release, ordinal: int, restarts: int) -> str | Pending:
+    """How replica `ordinal` went out: its probe naming the stopped SQL thread (MySQL), or its
+    server container restarting (MariaDB's server exits on the full volume, and starts again only
+    once there is room)."""
+    pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
+    now = container_status(pod, "mysql").restart_count
+    if now > restarts:
+        return f"server container restarted ({restarts} -> {now} restarts)"
+    return readiness_says(release, ordinal, "SQL thread is not running")
+
+
+def fill_volume_under_the_applier(
+    release: Release, ordinal: int, node: str, path: str, seen: dict[str, str]
+) -> Predicate:
     """Replica `ordinal`'s volume fills up while a large transaction waits in its relay log: InnoDB
-    cannot grow the table, so the SQL thread stops on its error (the table is full) and the replica
-    leaves mysql-read saying so; room is then made, and the sidecar starts the thread again: the
-    replica catches up with nobody touching it."""
+    cannot grow the table. MySQL stops the SQL thread on that error (the table is full): the
+    replica leaves mysql-read saying so and the sidecar says the volume is full; MariaDB's server
+    exits. Room is then made, and (MySQL) the sidecar starts the thread again, (MariaDB) the server
+    starts again: the replica catches up with nobody touching it. seen["how"]: which of the two."""
     pod, mariadb = release.pod(ordinal), release.db.flavor.name == "mariadb"
     release.db.query(release.primary, f"CREATE TABLE {BULK_TABLE} (id INT PRIMARY KEY, pad LONGBLOB)")
     release.db.wait_for_gtid(pod, release.db.gtid_executed(release.primary))
@@ -523,15 +537,27 @@ def fill_volume_under_the_applier(release: Release, ordinal: int, node: str, pat
     release.db.query(release.primary, f"INSERT INTO {BULK_TABLE} VALUES {rows}")
     gtid = release.db.gtid_executed(release.primary)
     wait_until(lambda: received_by(release, pod, gtid), timeout=60, what=f"{pod} receiving the bulk insert")
+    restarts = container_status(release.kube.core.read_namespaced_pod(pod, release.namespace), "mysql")
     log.info("filled: %s", release.cluster.on_node(node, FILL_VOLUME, path).strip())
     filled_at = time.time()
     try:
         release.db.query(pod, "START SLAVE SQL_THREAD" if mariadb else "START REPLICA SQL_THREAD")
-        leaves_mysql_read(release, ordinal, filled_at, "SQL thread is not running")
-        wait_until(
-            lambda: log_says(sidecar_log(release, ordinal), "the volume is full"), timeout=60,
-            what=f"{pod}'s sidecar saying its volume is full",
+        bound = MAX_LAG_SECONDS + PROBE_PERIOD + STALE_SLACK
+        since = wait_until(
+            lambda: not_ready_since(release, ordinal), timeout=bound + 30, interval=1,
+            what=f"{pod} out of mysql-read",
         )  # fmt: skip
+        assert since - filled_at <= bound, f"{pod} left mysql-read {since - filled_at:.0f}s after the fault"
+        seen["how"] = wait_until(
+            lambda: applier_stopped_or_server_down(release, ordinal, restarts.restart_count), timeout=60,
+            what=f"{pod}'s SQL thread stopped or its server down", transient=DB_TRANSIENT,
+        )  # fmt: skip
+        log.info("%s unready %.0fs after the fault: %s", pod, since - filled_at, seen["how"])
+        if "SQL thread" in seen["how"]:
+            wait_until(
+                lambda: log_says(sidecar_log(release, ordinal), "the volume is full"), timeout=60,
+                what=f"{pod}'s sidecar saying its volume is full",
+            )  # fmt: skip
     finally:
         release.cluster.on_node(node, 'rm -f "$1/faults-filler"', path)
     return ready_again(release, ordinal)
@@ -1063,15 +1089,18 @@ def test_l_a_replicas_volume_full(release: Release, settings: Settings) -> None:
 
 def test_l2_a_replicas_volume_full_under_its_applier(release: Release, settings: Settings) -> None:
     """mysql-2's volume fills up while its SQL thread applies a large transaction: the thread stops
-    on the full table, the replica leaves mysql-read; once room is made, the sidecar starts the
-    thread again and the replica catches up with every write."""
+    on the full table (MySQL; MariaDB's server exits), the replica leaves mysql-read; once room is
+    made, the sidecar starts the thread again (the server starts again) and the replica catches up
+    with every write."""
     node, path = shrink_volume(release, 2, room_mib=64)
+    seen: dict[str, str] = {}
     try:
         survive(
             release, settings, "l2. volume of replica mysql-2 full under its applier",
-            lambda _: fill_volume_under_the_applier(release, 2, node, path),
+            lambda _: fill_volume_under_the_applier(release, 2, node, path, seen),
         )  # fmt: skip
-        assert "starting the SQL thread the full volume stopped" in sidecar_log(release, 2)
+        if "SQL thread" in seen["how"]:
+            assert "starting the SQL thread the full volume stopped" in sidecar_log(release, 2)
     finally:
         release.db.query(release.primary, f"DROP TABLE IF EXISTS {BULK_TABLE}")
         restore_volume(release, node, path)
