@@ -11,7 +11,7 @@ FLAVORS := $(if $(FLAVOR),$(FLAVOR),mysql mariadb)
 # usage: $(call per_flavor,PYTEST ARGS) -- runs pytest for each of FLAVORS; fails if any run failed
 per_flavor = rc=0; for f in $(FLAVORS); do echo "=== flavor $$f ==="; $(PYTEST) --flavor $$f $(1) || rc=1; done; exit $$rc
 
-.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e netpol faults nodes test test-faults lint
+.PHONY: help venv tools docker cluster images cluster-down unit smoke e2e lifecycle netpol faults nodes test test-faults lint
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,8 +48,11 @@ unit: venv ## render tests, helm lint, shellcheck, the harness's unit tests: no 
 smoke: venv cluster ## check the cluster itself: StatefulSet, DNS, Service, PVC
 	$(PYTEST) -m smoke tests/smoke
 
-e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= picks one): mission, replication, NetworkPolicy, clone account
+e2e: venv cluster images ## the e2e suite on kind, for each flavor (FLAVOR= picks one): mission, replication, Services, pod loss, clone account
 	$(call per_flavor,-m e2e tests/e2e)
+
+lifecycle: venv cluster images ## a release's life, per flavor: scale 3-5-3-5, uninstall + install, lost claim, no secret said; password drift and rotation
+	$(call per_flavor,-m lifecycle tests/lifecycle)
 
 faults: venv cluster images ## fault matrix under write load (tests/faults), per flavor
 	$(call per_flavor,-m "faults and not nodes" tests/faults)
@@ -61,19 +64,21 @@ netpol: venv cluster images ## the chart's NetworkPolicy enforced (allow/deny, c
 	$(call per_flavor,-m netpol tests/e2e)
 
 # `make test` is what must fit CI's time from a cold machine (under 70 minutes with every image
-# built from nothing). Without FLAVOR, two lanes side by side (ci/lanes.sh), one per flavor: e2e and
-# netpol for MySQL | e2e for MariaDB, repo-e2e (both flavors) and netpol for MariaDB. The fault
+# built from nothing). Without FLAVOR, two lanes side by side (ci/lanes.sh), one per flavor: e2e,
+# lifecycle and netpol for MySQL | e2e and lifecycle for MariaDB, repo-e2e (both flavors) and netpol
+# for MariaDB. The fault
 # matrix and the node faults are `make test-faults`: each runs alone (faults bound how stale a read
 # may be; node faults drain and stop nodes, which reaches every namespace).
-test: venv ## unit, smoke, e2e, repo-e2e and netpol for both flavors, in 2 lanes (CI's time budget; see test-faults)
+test: venv ## unit, smoke, e2e, lifecycle, repo-e2e and netpol for both flavors, in 2 lanes (CI's time budget; see test-faults)
 	$(MAKE) unit
 	$(MAKE) smoke
 	$(MAKE) cluster images
 ifeq ($(FLAVOR),)
-	bash ci/lanes.sh "mysql=$(MAKE) e2e FLAVOR=mysql && $(MAKE) netpol FLAVOR=mysql" \
-	  "mariadb+repo=$(MAKE) e2e FLAVOR=mariadb && $(MAKE) repo-e2e && $(MAKE) netpol FLAVOR=mariadb"
+	bash ci/lanes.sh "mysql=$(MAKE) e2e FLAVOR=mysql && $(MAKE) lifecycle FLAVOR=mysql && $(MAKE) netpol FLAVOR=mysql" \
+	  "mariadb+repo=$(MAKE) e2e FLAVOR=mariadb && $(MAKE) lifecycle FLAVOR=mariadb && $(MAKE) repo-e2e && $(MAKE) netpol FLAVOR=mariadb"
 else
 	$(MAKE) e2e
+	$(MAKE) lifecycle
 	$(MAKE) repo-e2e
 	$(MAKE) netpol
 endif

@@ -27,7 +27,7 @@ from harness.cluster import ArgsSampler, Cluster
 from harness.helm import ROOT_PASSWORD_KEY, SECRET_KEYS, Release
 from harness.kube import TIMEOUTS, Kube, Pending, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.lifecycle, pytest.mark.slow]
 
 TABLE = "test.lifecycle"
 

@@ -15,7 +15,7 @@ import pytest
 from harness.helm import ROOT_PASSWORD_KEY, Release
 from harness.kube import TIMEOUTS, pod_recreated_and_ready, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.lifecycle, pytest.mark.slow]
 
 PROBE_PASSWORD_KEY = "mysql-probe-password"
 
