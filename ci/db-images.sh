@@ -11,7 +11,10 @@
 #   mysql-chart.local/mariadb:10.11    MariaDB 10.11 LTS from bookworm, the same package set: the
 #                                      version the LTS-upgrade test installs first
 #   mysql-chart.local/busybox:1.35     busybox-static (smoke tests, local-path helper)
-# usage: db-images.sh [build|busybox|mysql|mariadb|load CLUSTER]   (default: build)
+#   mysql-chart.local/mysqld-exporter:0.17.2
+#                                      Prometheus mysqld_exporter from trixie's package: its binary
+#                                      and glibc, run as nobody (the metrics sidecar)
+# usage: db-images.sh [build|busybox|mysql|mariadb|exporter|load CLUSTER]   (default: build)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOCAL=mysql-chart.local
@@ -20,6 +23,7 @@ MYSQL_IMAGE_ALT=$LOCAL/mysql:$MYSQL_SERIES-r2
 MARIADB_IMAGE=$LOCAL/mariadb:$MARIADB_SERIES
 MARIADB_PREVIOUS_IMAGE=$LOCAL/mariadb:$MARIADB_PREVIOUS_SERIES
 BUSYBOX_IMAGE=$LOCAL/busybox:1.35
+EXPORTER_IMAGE=$LOCAL/mysqld-exporter:$EXPORTER_VERSION
 MIRROR=http://deb.debian.org/debian
 MYSQL_PKGS=mysql-server-core,mysql-client-core,bash,coreutils,tzdata
 # What the second MySQL build adds: tools for looking into a running pod.
@@ -143,6 +147,55 @@ build_busybox() {
   log "image $BUSYBOX_IMAGE: built"
 }
 
+# usage: suite_download SUITE DIR PACKAGE... -- downloads PACKAGEs' .debs of Debian SUITE into DIR,
+# through an apt state of its own under DIR (the host's suite and lists stay as they are)
+suite_download() {
+  local suite=$1 dir=$2; shift 2
+  local -a apt=(-o "Dir::Etc::SourceList=$dir/apt/sources.list" -o Dir::Etc::SourceParts=-
+    -o "Dir::State::Lists=$dir/apt/lists" -o "Dir::Cache=$dir/apt/cache" -o APT::Sandbox::User=root)
+  mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial"
+  printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' "$MIRROR" "$suite" \
+    >"$dir/apt/sources.list"
+  apt-get "${apt[@]}" update -qq
+  ( cd "$dir" && apt-get "${apt[@]}" download "$@" )
+  rm -rf "$dir/apt"
+}
+
+# usage: build_exporter_rootfs OUTDIR -> OUTDIR/rootfs.tar: /bin/mysqld_exporter (Debian's
+# prometheus-mysqld-exporter, linked against glibc only) and the glibc it was built against
+build_exporter_rootfs() {
+  local out=$1 r=$1/rootfs x=$1/unpacked lib=usr/lib/x86_64-linux-gnu deb line
+  suite_download "$EXPORTER_SUITE" "$out" prometheus-mysqld-exporter libc6
+  mkdir -p "$x" "$r/bin" "$r/$lib" "$r/usr/lib64" "$r/etc" "$r/tmp"
+  for deb in "$out"/*.deb; do dpkg-deb -x "$deb" "$x"; done
+  cp "$x/usr/bin/prometheus-mysqld-exporter" "$r/bin/mysqld_exporter"
+  cp -a "$x/$lib/libc.so.6" "$x/$lib/ld-linux-x86-64.so.2" "$r/$lib/"
+  ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$r/usr/lib64/ld-linux-x86-64.so.2"
+  ln -s usr/lib64 "$r/lib64"
+  ln -s usr/lib "$r/lib"
+  chmod 1777 "$r/tmp"
+  printf 'nobody:x:65534:65534:nobody:/:/bin/false\n' >"$r/etc/passwd"
+  printf 'nogroup:x:65534:\n' >"$r/etc/group"
+  line=$(chroot "$r" /bin/mysqld_exporter --version 2>&1 | head -n 1)
+  [[ $line == *"version $EXPORTER_VERSION "* ]] || die "mysqld_exporter: expected $EXPORTER_VERSION, the package gave: $line"
+  log "mysqld_exporter: $line"
+  tar -C "$r" -cf "$out/rootfs.tar" .
+  rm -rf "$r" "$x" "$out"/*.deb
+}
+
+build_exporter() {
+  local dir=$CACHE/mysqld-exporter-rootfs-$EXPORTER_SUITE-$EXPORTER_VERSION-$DB_RECIPE ctx
+  if image_exists "$EXPORTER_IMAGE"; then log "image $EXPORTER_IMAGE: present"; return 0; fi
+  step "mysqld-exporter-rootfs-$EXPORTER_VERSION" "$dir" build_exporter_rootfs
+  ctx=$(mktemp -d)
+  ln "$dir/rootfs.tar" "$ctx/rootfs.tar" 2>/dev/null || cp "$dir/rootfs.tar" "$ctx/rootfs.tar"
+  printf '%s\n' 'FROM scratch' 'ADD rootfs.tar /' 'USER 65534:65534' 'EXPOSE 9104' \
+    'ENTRYPOINT ["/bin/mysqld_exporter"]' >"$ctx/Dockerfile"
+  docker_build "$EXPORTER_IMAGE" "$ctx"
+  rm -rf "$ctx"
+  log "image $EXPORTER_IMAGE: built"
+}
+
 # usage: missing_on NODE -> the images of IMAGE_IDS (image -> its ID here) that NODE's containerd
 # lacks, or holds another build of
 missing_on() {
@@ -159,7 +212,8 @@ missing_on() {
 # only for what it runs (`kind load docker-image` unpacks every image on every node).
 load() {
   local cluster=${1:?cluster name} node img start=$SECONDS archive pid rc=0 left
-  local images=("$MYSQL_IMAGE" "$MYSQL_IMAGE_ALT" "$MARIADB_IMAGE" "$MARIADB_PREVIOUS_IMAGE" "$BUSYBOX_IMAGE")
+  local images=("$MYSQL_IMAGE" "$MYSQL_IMAGE_ALT" "$MARIADB_IMAGE" "$MARIADB_PREVIOUS_IMAGE" "$BUSYBOX_IMAGE"
+    "$EXPORTER_IMAGE")
   local -a nodes lacks targets=() missing=() pids=()
   local -A IMAGE_IDS=()
   for img in "${images[@]}"; do IMAGE_IDS[$img]=$(docker image inspect -f '{{.Id}}' "$img"); done
@@ -198,12 +252,13 @@ load() {
 
 main() {
   case ${1:-build} in
-    build) build_busybox; build_mysql; build_mariadb ;;
+    build) build_busybox; build_mysql; build_mariadb; build_exporter ;;
     busybox) build_busybox ;;
+    exporter) build_exporter ;;
     mysql) build_mysql ;;
     mariadb) build_mariadb ;;
     load) shift; load "$@" ;;
-    *) die "usage: db-images.sh [build|busybox|mysql|mariadb|load CLUSTER]" ;;
+    *) die "usage: db-images.sh [build|busybox|mysql|mariadb|exporter|load CLUSTER]" ;;
   esac
 }
 

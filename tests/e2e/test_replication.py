@@ -1,8 +1,8 @@
-"""Beyond the mission: helm scaling, read-only replicas, Services, consistency, refused upgrades,
-what the server can see, pod loss, helm test, MySQL's clone account.
+"""Beyond the mission: helm scaling, read-only replicas, Services, consistency, metrics, refused
+upgrades, what the server can see, pod loss, helm test, MySQL's clone account.
 
-One release (3 replicas, scaled to 5 by `helm upgrade` in the first test), whose root password holds
-every character an option file, a shell or SQL could trip on; the tests run in file order and
+One release (3 replicas, scaled to 5 by `helm upgrade` in the first test, metrics on), whose root
+password holds every character an option file, a shell or SQL could trip on; the tests run in file order and
 destructive tests come last.
 """
 
@@ -18,13 +18,15 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from harness.db import DB_TRANSIENT
-from harness.helm import ROOT_PASSWORD_KEY, Release
+from harness.helm import MYSQL_UID, ROOT_PASSWORD_KEY, Release
 from harness.kube import (
     TIMEOUTS,
+    Pending,
     container_status,
     exec_in_pod,
     pod_is_ready,
     pod_recreated_and_ready,
+    run_client_pod,
     wait_until,
 )
 
@@ -35,10 +37,29 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT_PASSWORD = """It's "quoted" #not a comment; $HOME `id` $(id) & more"""
 
 
+# What mysqld_exporter calls the series the alert rules read (MySQL 8.4+ names the replica status
+# columns Replica_* / *_Source, MariaDB Slave_* / *_Master; semi-sync source / master).
+EXPORTED = {
+    "mysql": {
+        "io": "mysql_slave_status_replica_io_running",
+        "sql": "mysql_slave_status_replica_sql_running",
+        "lag": "mysql_slave_status_seconds_behind_source",
+        "semi_sync": "mysql_global_status_rpl_semi_sync_source_status",
+    },
+    "mariadb": {
+        "io": "mysql_slave_status_slave_io_running",
+        "sql": "mysql_slave_status_slave_sql_running",
+        "lag": "mysql_slave_status_seconds_behind_master",
+        "semi_sync": "mysql_global_status_rpl_semi_sync_master_status",
+    },
+}
+EXPORTER_PORT = 9104
+
+
 @pytest.fixture(scope="module")
 def release_values() -> dict[str, str]:
-    """The release's root password: ROOT_PASSWORD."""
-    return {"auth.rootPassword": ROOT_PASSWORD}
+    """The release's root password: ROOT_PASSWORD; the metrics exporter on."""
+    return {"auth.rootPassword": ROOT_PASSWORD, "metrics.enabled": "true"}
 
 
 def write_error(release: Release, pod: str, sql: str) -> int | None:
@@ -48,6 +69,35 @@ def write_error(release: Release, pod: str, sql: str) -> int | None:
     except pymysql.err.MySQLError as e:
         return int(e.args[0])
     return None
+
+
+def scrape(release: Release) -> dict[str, dict[str, float]]:
+    """pod -> {series name: value} of mysql_up, the replica status and the semi-sync status, read
+    from every server pod's exporter by a pod in the cluster, as Prometheus does (pod IP, port 9104):
+    an HTTP/1.0 GET through bash's /dev/tcp in a pod of the server image. (busybox-static's wget
+    crashes in these pods, and nc's half-close after the request makes the exporter cancel it.)"""
+    ips = {pod.metadata.name: pod.status.pod_ip for pod in release.kube.pods(release.namespace)
+           if pod.metadata.name in release.pods()}  # fmt: skip
+    wanted = "^(mysql_up|mysql_slave_status_|mysql_global_status_rpl_semi_sync)"
+    script = "".join(
+        f'echo "# pod {pod}"; exec 3<>/dev/tcp/{ip}/{EXPORTER_PORT}; '
+        f'printf "GET /metrics HTTP/1.0\\r\\n\\r\\n" >&3; grep -E "{wanted}" <&3; exec 3<&-; '
+        for pod, ip in sorted(ips.items())
+    )
+    result = run_client_pod(
+        release.cluster, release.namespace, ["bash", "-c", script],
+        image=release.server_image(), uid=MYSQL_UID, name_prefix="scrape",
+    )  # fmt: skip
+    series: dict[str, dict[str, float]] = {}
+    pod = ""
+    for line in result.ok().lines:
+        if line.startswith("# pod "):
+            pod = line.removeprefix("# pod ")
+            series[pod] = {}
+        elif line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            series[pod][name_labels.split("{", 1)[0]] = float(value)
+    return series
 
 
 def create_filled_table(release: Release, table: str, rows: int = 300) -> None:
@@ -177,6 +227,41 @@ def test_helm_test_passes(release: Release) -> None:
     result = release.test()
     assert result.returncode == 0, f"helm test failed:\n{result.stdout}\n{result.stderr}"
     assert "replication verified on 4 replica(s)" in result.stdout, result.stdout
+
+
+def test_every_exporter_serves_what_the_alert_rules_read_on_a_healthy_release(release: Release) -> None:
+    """Each pod's mysqld_exporter answers; the series the rendered alert rules read are the ones
+    this flavor's exporter exports, and they say: every server up, both replication threads running
+    and no lag on each replica, semi-sync on on the primary."""
+    rules = release.template({"metrics.prometheusRule.enabled": "true"},
+                             "--show-only", "templates/prometheusrule.yaml")  # fmt: skip
+    names = EXPORTED[release.flavor.name]
+    assert all(name in rules for name in [*names.values(), "mysql_up"]), rules
+    series = scrape(release)
+    assert sorted(series) == sorted(release.pods())
+    for pod, got in series.items():
+        assert got.get("mysql_up") == 1, f"{pod}: {got}"
+    assert series[release.primary].get(names["semi_sync"]) == 1, series[release.primary]
+    for pod in release.replicas():
+        got = series[pod]
+        assert (got.get(names["io"]), got.get(names["sql"])) == (1, 1), f"{pod}: {got}"
+        assert 0 <= got.get(names["lag"], -1) <= 30, f"{pod}: {got}"
+
+
+def test_a_stopped_sql_thread_shows_in_the_exporter_and_comes_back(release: Release) -> None:
+    """STOP REPLICA SQL_THREAD on mysql-2: its exporter reports the SQL thread stopped (what
+    MySQLReplicationStopped fires on) and the I/O thread running; started again, mysql-2 is Ready."""
+    names, pod = EXPORTED[release.flavor.name], release.pod(2)
+    release.db.query(pod, "STOP REPLICA SQL_THREAD")
+    try:
+        got = scrape(release)[pod]
+        assert (got.get(names["io"]), got.get(names["sql"])) == (1, 0), got
+    finally:
+        release.db.query(pod, "START REPLICA SQL_THREAD")
+    core = release.kube.core
+    wait_until(lambda: pod_is_ready(core.read_namespaced_pod(pod, release.namespace)) or Pending("not ready"),
+               timeout=TIMEOUTS.pod_ready, what=f"{pod} Ready again")  # fmt: skip
+    assert scrape(release)[pod].get(names["sql"]) == 1
 
 
 def test_helm_upgrade_to_the_other_flavor_is_refused_before_anything_changes(release: Release) -> None:

@@ -109,6 +109,12 @@ class Release:
         asserts on the result (an upgrade the chart must refuse)."""
         return self.helm("upgrade", self.name, str(self.chart), *self._values_args(set_values), check=False)
 
+    def template(self, set_values: Mapping[str, str], *helm_args: str) -> str:
+        """What `helm template` renders for this release with the install's values plus set_values
+        (not kept), e.g. `--show-only templates/X.yaml`."""
+        args = self._values_args(set_values)
+        return self.helm("template", self.name, str(self.chart), *args, *helm_args).stdout
+
     def test(self) -> subprocess.CompletedProcess[str]:
         """Run `helm test` with its pods' logs; the caller asserts on the result."""
         return self.helm("test", self.name, "--logs", "--timeout", "10m", check=False)
