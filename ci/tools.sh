@@ -33,15 +33,17 @@ build_helm3() {
 
 # promtool (`promtool test rules` on the chart's alert rules, in `make unit`): from the host suite's
 # prometheus package, unpacked only (nothing installed, no service started); keyed by its version.
+# usage: candidate PACKAGE -> the version apt would install, or nothing
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}'; }
 promtool_version() {
   local v
-  v=$(apt-cache policy prometheus 2>/dev/null | awk '/Candidate:/ {print $2}')
-  if [[ -z $v || $v == "(none)" ]]; then
+  v=$(candidate prometheus)
+  if [[ -z $v ]]; then
     log "promtool: refreshing the package lists (no prometheus package known yet)"
     apt-get update -qq >&2
-    v=$(apt-cache policy prometheus | awk '/Candidate:/ {print $2}')
+    v=$(candidate prometheus)
   fi
-  [[ -n $v && $v != "(none)" ]] || die "the host's Debian suite serves no prometheus package (promtool)"
+  [[ -n $v ]] || die "the host's Debian suite serves no prometheus package (promtool)"
   printf '%s\n' "$v"
 }
 fetch_promtool() {

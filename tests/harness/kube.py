@@ -384,6 +384,27 @@ def run_client_pod(
     return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def container_logs(kube: Kube, namespace: str, *, timestamps: bool = False) -> dict[str, str]:
+    """'pod/container[/previous]' -> log, for every init and app container of every pod in namespace;
+    the previous run's log too when a container restarted. A log the API refuses (a container not
+    started yet) maps to the API's answer."""
+    logs: dict[str, str] = {}
+    for pod in kube.pods(namespace):
+        name = pod.metadata.name
+        statuses = (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
+        for status in statuses:
+            runs = [False, True] if status.restart_count else [False]
+            for previous in runs:
+                where = f"{name}/{status.name}" + ("/previous" if previous else "")
+                try:
+                    logs[where] = kube.core.read_namespaced_pod_log(
+                        name, namespace, container=status.name, previous=previous, timestamps=timestamps
+                    )
+                except ApiException as e:
+                    logs[where] = f"(no log: {e.status} {e.reason})"
+    return logs
+
+
 def dump_namespace(cluster: Cluster, kube: Kube, namespace: str, dest: Path) -> None:
     """Write what explains a failure in namespace to dest: objects, events, describe, every container's logs.
 
@@ -399,23 +420,8 @@ def dump_namespace(cluster: Cluster, kube: Kube, namespace: str, dest: Path) -> 
         for filename, args in commands.items():
             proc = cluster.kubectl(*args, "--namespace", namespace, timeout=60, check=False)
             (dest / filename).write_text(proc.stdout + proc.stderr)
-        for pod in kube.pods(namespace):
-            name = pod.metadata.name
-            logs = [
-                "logs",
-                f"pod/{name}",
-                "--namespace",
-                namespace,
-                "--all-containers",
-                "--prefix",
-                "--timestamps",
-            ]
-            proc = cluster.kubectl(*logs, timeout=60, check=False)
-            (dest / f"logs-{name}.txt").write_text(proc.stdout + proc.stderr)
-            statuses = (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
-            if any(s.restart_count for s in statuses):
-                proc = cluster.kubectl(*logs, "--previous", timeout=60, check=False)
-                (dest / f"logs-{name}-previous.txt").write_text(proc.stdout + proc.stderr)
+        for where, text in container_logs(kube, namespace, timestamps=True).items():
+            (dest / f"logs-{where.replace('/', '-')}.txt").write_text(text)
         log.info("artifacts for namespace %s written to %s", namespace, dest)
     except Exception:
         log.exception("could not dump namespace %s to %s", namespace, dest)

@@ -25,7 +25,7 @@ import pytest
 
 from harness.cluster import ArgsSampler, Cluster
 from harness.helm import ROOT_PASSWORD_KEY, SECRET_KEYS, Release
-from harness.kube import TIMEOUTS, Kube, Pending, wait_until
+from harness.kube import TIMEOUTS, Kube, Pending, container_logs, wait_until
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.slow]
 
@@ -73,24 +73,6 @@ def claims(release: Release) -> set[str]:
     return {claim.metadata.name for claim in items}
 
 
-def container_logs(release: Release) -> dict[str, str]:
-    """'pod/container[/previous]' -> log, for every init and app container of every pod in the
-    namespace (the helm test pod too); the previous run's log when the container restarted."""
-    core, logs = release.kube.core, {}
-    for pod in release.kube.pods(release.namespace):
-        name = pod.metadata.name
-        statuses = (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
-        for status in statuses:
-            logs[f"{name}/{status.name}"] = core.read_namespaced_pod_log(
-                name, release.namespace, container=status.name
-            )
-            if status.restart_count:
-                logs[f"{name}/{status.name}/previous"] = core.read_namespaced_pod_log(
-                    name, release.namespace, container=status.name, previous=True
-                )
-    return logs
-
-
 def event_texts(release: Release) -> dict[str, str]:
     """'Kind/name reason #n' -> the message of every Event in the namespace."""
     events = release.kube.core.list_namespaced_event(release.namespace).items
@@ -129,7 +111,8 @@ def test_uninstall_then_install_brings_data_passwords_and_replication_back(
     core, namespace = release.kube.core, release.namespace
     password = release.secret_value(ROOT_PASSWORD_KEY)
     before = {pod: release.db.checksum(pod, TABLE) for pod in release.pods()}
-    said.update({f"before the uninstall: {name}": text for name, text in container_logs(release).items()})
+    logs = container_logs(release.kube, release.namespace)
+    said.update({f"before the uninstall: {name}": text for name, text in logs.items()})
 
     release.uninstall()
 
@@ -166,7 +149,7 @@ def test_no_secret_in_logs_events_helm_output_or_process_arguments(
     release.wait_replicas_applied()
     args = sampler.stop()
 
-    logs, events = container_logs(release), event_texts(release)
+    logs, events = container_logs(release.kube, release.namespace), event_texts(release)
     # The scans saw what they should: the servers' command lines, the clones of the scale-out and of
     # the lost claim, the test pod, the pods before the uninstall.
     server = release.flavor.server

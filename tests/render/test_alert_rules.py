@@ -8,6 +8,7 @@ promtool comes from Debian's prometheus package (`bash ci/tools.sh promtool`, pa
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -104,8 +105,10 @@ def series_labels(series: str) -> dict[str, str]:
     return {key: value.strip('"') for key, value in pairs}
 
 
+@functools.cache
 def rule_groups() -> list[dict]:
-    """The rendered PrometheusRule's groups (metrics and alerts on, the default replicaCount 3)."""
+    """The rendered PrometheusRule's groups (metrics and alerts on, the default replicaCount 3),
+    rendered once per run."""
     values = {"metrics": {"enabled": True, "prometheusRule": {"enabled": True}}}
     return find(render(values), "PrometheusRule", "mysql")["spec"]["groups"]
 
