@@ -16,8 +16,9 @@ source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
 
 # usage: accounts_sql -> prints the SQL that creates the chart's accounts on a new datadir
 accounts_sql() {
-  local root repl backup probe metrics
+  local root root_host repl backup probe metrics
   root=$(sql_escape "${MYSQL_ROOT_PASSWORD:?MYSQL_ROOT_PASSWORD is required}")
+  root_host=$(sql_escape "${ROOT_HOST:-%}")
   repl=$(sql_escape "${MYSQL_REPLICATION_PASSWORD:?MYSQL_REPLICATION_PASSWORD is required}")
   backup=$(sql_escape "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}")
   probe=$(sql_escape "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}")
@@ -35,8 +36,8 @@ accounts_sql() {
     printf '%s\n' "ALTER USER 'root'@'localhost' IDENTIFIED BY '$root';"
   fi
   printf '%s\n' \
-    "CREATE USER 'root'@'%' IDENTIFIED BY '$root';" \
-    "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
+    "CREATE USER 'root'@'$root_host' IDENTIFIED BY '$root';" \
+    "GRANT ALL PRIVILEGES ON *.* TO 'root'@'$root_host' WITH GRANT OPTION;" \
     "CREATE USER 'replication'@'%' IDENTIFIED BY '$repl';" \
     "GRANT REPLICATION SLAVE ON *.* TO 'replication'@'%';" \
     "CREATE USER 'probe'@'localhost' IDENTIFIED BY '$probe' WITH MAX_USER_CONNECTIONS 5;" \
@@ -49,7 +50,7 @@ accounts_sql() {
     # away so that replicas refuse writes from root too. SLAVE MONITOR lets probes read status.
     # mariadb-backup, run by the sidecar to serve a peer, reads and locks the local server.
     printf '%s\n' \
-      "REVOKE READ_ONLY ADMIN ON *.* FROM 'root'@'localhost', 'root'@'%';" \
+      "REVOKE READ_ONLY ADMIN ON *.* FROM 'root'@'localhost', 'root'@'$root_host';" \
       "GRANT SLAVE MONITOR ON *.* TO 'probe'@'localhost', 'metrics'@'127.0.0.1';" \
       "CREATE USER 'backup'@'localhost' IDENTIFIED BY '$backup';" \
       "GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT ON *.* TO 'backup'@'localhost';"
@@ -182,7 +183,8 @@ datadir_server() {
 }
 
 # usage: datadir_check_and_record -- refuses a datadir of the other flavor, and (MySQL) one written by
-# a newer release series than this server's; then records this server as the datadir's
+# a newer release series than this server's; then records this server as the datadir's (when
+# another one was)
 datadir_check_and_record() {
   local flavor version want
   want=$(server_version)
@@ -194,6 +196,8 @@ datadir_check_and_record() {
   if [[ $FLAVOR == mysql && $version != unknown ]] && (($(series "$version") > $(series "$want"))); then
     die "this datadir was written by MySQL $version; this server is $want and cannot downgrade it: refusing to start"
   fi
+  # Written only when it changes: a start on a full volume must not fail on its own bookkeeping.
+  [[ "$flavor $version" != "$FLAVOR $want" ]] || return 0
   printf '%s %s\n' "$FLAVOR" "$want" >"$DATADIR/$DATADIR_SERVER_FILE.tmp"
   mv "$DATADIR/$DATADIR_SERVER_FILE.tmp" "$DATADIR/$DATADIR_SERVER_FILE"
 }

@@ -97,6 +97,16 @@ def test_airgap_values_use_the_local_image_never_pulled_for_every_container(
             assert env(c)["FLAVOR"]["value"] == flavor, f"{pod}/{c['name']}"
 
 
+@pytest.mark.parametrize("values_file", [AIRGAP_VALUES, AIRGAP_MARIADB_VALUES], ids=lambda p: p.stem)
+def test_airgap_values_run_the_locally_built_exporter_when_metrics_are_on(values_file: Path) -> None:
+    """metrics.enabled=true on the air-gapped cluster runs the exporter built from Debian's package."""
+    docs = render({"metrics": {"enabled": True}}, files=[values_file])
+    spec = find(docs, "StatefulSet", "mysql")["spec"]["template"]["spec"]
+    exporter = next(c for c in spec["containers"] if c["name"] == "metrics")
+    image = ("mysql-chart.local/mysqld-exporter:0.17.2", "Never")
+    assert (exporter["image"], exporter["imagePullPolicy"]) == image
+
+
 def config_files(docs: list[Doc]) -> dict[str, str]:
     return find(docs, "ConfigMap", "mysql")["data"]
 
@@ -115,7 +125,7 @@ def test_mariadb_replicas_run_read_only_and_accounts_lose_read_only_admin(mariad
     data = config_files(mariadb_docs)
     assert "read_only = ON" in data["replica.cnf"]
     assert "super_read_only" not in data["replica.cnf"].replace("no super_read_only", "")
-    assert "REVOKE READ_ONLY ADMIN ON *.* FROM 'root'@'localhost', 'root'@'%';" in data["server.sh"]
+    assert "REVOKE READ_ONLY ADMIN ON *.* FROM 'root'@'localhost', 'root'@'$root_host';" in data["server.sh"]
 
 
 @pytest.mark.parametrize("flavor", ["mysql", "mariadb"])

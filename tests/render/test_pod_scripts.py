@@ -7,6 +7,7 @@ containers do, with the server binary replaced by a script that only prints its 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def check_datadir(
     `files`; its result and the datadir."""
     scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
     datadir = tmp_path / "volume" / "data"
-    datadir.mkdir(parents=True)
+    datadir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (datadir / name).write_text(text)
     bin_dir = stand_in_server(tmp_path / "bin", flavor, version)
@@ -103,6 +104,44 @@ def test_server_records_its_flavor_and_version_on_a_datadir_it_may_use(
     result, datadir = check_datadir(flavor, version, files, tmp_path)
     assert result.returncode == 0, result.stderr
     assert (datadir / "chart-datadir-server").read_text() == f"{recorded}\n"
+
+
+@pytest.mark.parametrize(("flavor", "version"), [("mysql", "9.7.4"), ("mariadb", "11.8.3")])
+def test_server_starts_without_writing_a_record_that_is_already_current(
+    flavor: str, version: str, tmp_path: Path
+) -> None:
+    """A restart on a full volume (MariaDB's server exits when its disk fills) is not stopped by
+    the record: the same server as recorded writes nothing. A directory where the record's temporary
+    file goes makes any write fail, as a full volume does."""
+    files = {"chart-datadir-server": f"{flavor} {version}\n"}
+    tmp = tmp_path / "volume" / "data" / "chart-datadir-server.tmp"
+    tmp.mkdir(parents=True)
+    result, datadir = check_datadir(flavor, version, files, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (datadir / "chart-datadir-server").read_text() == files["chart-datadir-server"]
+
+
+@pytest.mark.parametrize("flavor", ["mysql", "mariadb"])
+@pytest.mark.parametrize(("root_host", "account"), [(None, "'root'@'%'"), ("10.244.%", "'root'@'10.244.%'")])
+def test_a_new_datadir_gets_root_on_the_network_only_from_auth_root_host(
+    flavor: str, root_host: str | None, account: str, tmp_path: Path
+) -> None:
+    """accounts_sql (run once, on a new datadir) gives root's network account the host of
+    auth.rootHost (ROOT_HOST; '%' when unset) and every privilege; MariaDB takes READ_ONLY ADMIN
+    away from it as from root@localhost. No other root account is created."""
+    scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
+    accounts = ("ROOT", "REPLICATION", "BACKUP", "PROBE", "METRICS")
+    env = {"FLAVOR": flavor, **{f"MYSQL_{name}_PASSWORD": "pw" for name in accounts}}
+    if root_host:
+        env["ROOT_HOST"] = root_host
+    result = run_function(scripts, "server.sh", "accounts_sql", env)
+    assert result.returncode == 0, result.stderr
+    sql = result.stdout
+    assert f"CREATE USER {account} IDENTIFIED BY 'pw';" in sql
+    assert f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION;" in sql
+    assert re.findall(r"CREATE USER 'root'@'[^']*'", sql) == [f"CREATE USER {account}"]
+    if flavor == "mariadb":
+        assert f"REVOKE READ_ONLY ADMIN ON *.* FROM 'root'@'localhost', {account};" in sql
 
 
 def test_server_execs_mysqld_without_any_password_in_its_environment(tmp_path: Path) -> None:

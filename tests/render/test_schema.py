@@ -45,6 +45,8 @@ pytestmark = pytest.mark.render
         pytest.param({"podDisruptionBudget": {"maxUnavailable": 0}}, "maxUnavailable", id="pdb-max-0"),
         pytest.param({"podDisruptionBudget": {"maxUnavailable": "0%"}}, "maxUnavailable", id="pdb-max-0%"),
         pytest.param({"podDisruptionBudget": {"minAvailable": "120%"}}, "minAvailable", id="pdb-min-120%"),
+        pytest.param({"auth": {"rootHost": "10.0.0.%' OR '1"}}, "rootHost", id="root-host-quote"),
+        pytest.param({"auth": {"rootHost": ""}}, "rootHost", id="root-host-empty"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -63,6 +65,9 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
             id="reserved-clone-username",
         ),
         pytest.param({"auth": {"password": "x"}}, "auth.username is empty", id="password-without-user"),
+        pytest.param(
+            {"auth": {"rootHost": "localhost"}}, "auth.rootHost: root@localhost", id="root-host-localhost"
+        ),
         pytest.param(
             {"auth": {"existingSecret": "s", "rootPassword": "x"}}, "existingSecret", id="secret-and-password"
         ),
