@@ -354,22 +354,26 @@ def not_ready_since(release: Release, ordinal: int) -> float | Pending:
     return ready.last_transition_time.timestamp()
 
 
-def leaves_mysql_read(release: Release, ordinal: int, cause_at: float, *because: str) -> None:
+def leaves_mysql_read(
+    release: Release, ordinal: int, cause_at: float, *because: str,
+    why: Callable[[], str | Pending] | None = None,
+) -> str:
     """Pod `ordinal` turns unready within MAX_LAG_SECONDS + PROBE_PERIOD (+ slack) of `cause_at`,
-    its readiness probe saying one of `because`."""
+    its readiness probe saying one of `because` (or `why` returning how it went out); returns that."""
     bound = MAX_LAG_SECONDS + PROBE_PERIOD + STALE_SLACK
     since = wait_until(
         lambda: not_ready_since(release, ordinal), timeout=bound + 30, interval=1,
         what=f"mysql-{ordinal} out of mysql-read",
     )  # fmt: skip
     said = wait_until(
-        lambda: readiness_says(release, ordinal, *because), timeout=60,
-        what=f"mysql-{ordinal}'s readiness saying one of {because}", transient=DB_TRANSIENT,
+        why or (lambda: readiness_says(release, ordinal, *because)), timeout=60,
+        what=f"why mysql-{ordinal} went out ({because or why})", transient=DB_TRANSIENT,
     )  # fmt: skip
     log.info("mysql-%d unready %.0fs after the fault: %s", ordinal, since - cause_at, said)
     assert since - cause_at <= bound, (
         f"mysql-{ordinal} left mysql-read {since - cause_at:.0f}s after the fault"
     )
+    return said
 
 
 def partition_from_primary(release: Release, ordinal: int) -> Predicate:
@@ -542,17 +546,10 @@ def fill_volume_under_the_applier(
     filled_at = time.time()
     try:
         release.db.query(pod, "START SLAVE SQL_THREAD" if mariadb else "START REPLICA SQL_THREAD")
-        bound = MAX_LAG_SECONDS + PROBE_PERIOD + STALE_SLACK
-        since = wait_until(
-            lambda: not_ready_since(release, ordinal), timeout=bound + 30, interval=1,
-            what=f"{pod} out of mysql-read",
+        seen["how"] = leaves_mysql_read(
+            release, ordinal, filled_at,
+            why=lambda: applier_stopped_or_server_down(release, ordinal, restarts.restart_count),
         )  # fmt: skip
-        assert since - filled_at <= bound, f"{pod} left mysql-read {since - filled_at:.0f}s after the fault"
-        seen["how"] = wait_until(
-            lambda: applier_stopped_or_server_down(release, ordinal, restarts.restart_count), timeout=60,
-            what=f"{pod}'s SQL thread stopped or its server down", transient=DB_TRANSIENT,
-        )  # fmt: skip
-        log.info("%s unready %.0fs after the fault: %s", pod, since - filled_at, seen["how"])
         if "SQL thread" in seen["how"]:
             wait_until(
                 lambda: log_says(sidecar_log(release, ordinal), "the volume is full"), timeout=60,
