@@ -65,10 +65,13 @@ report_progress() {
 
 # usage: clone_from HOST -- streams, validates and prepares a backup of HOST into STAGING
 clone_from() {
-  local host=$1 checkpoints info binlog_info gtid version reporter rc=0
+  local host=$1 checkpoints info binlog_info gtid version reporter rc=0 connect
+  connect="TCP:$host:$BACKUP_PORT"
+  # tls.enabled: the donor's certificate verified against the release's CA and its name ($host).
+  [[ -z ${TLS_DIR:-} ]] || connect="OPENSSL:$host:$BACKUP_PORT,cafile=$TLS_DIR/ca.crt,verify=1"
   rm -rf "$STAGING"
   mkdir -p "$STAGING"
-  log "cloning from $host:$BACKUP_PORT (mariadb-backup stream)"
+  log "cloning from $host:$BACKUP_PORT (mariadb-backup stream${TLS_DIR:+ over verified TLS})"
   report_progress "$host" &
   reporter=$!
   # The token goes first; ignoreeof keeps our sending side open after it, so socat never
@@ -76,7 +79,7 @@ clone_from() {
   # that sends nothing for STREAM_IDLE_SECONDS (frozen, partitioned) fails the clone (-T).
   if ! printf '%s\n' "${BACKUP_TOKEN:?BACKUP_TOKEN is required}" |
     socat -t 5 -T "$STREAM_IDLE_SECONDS" 'STDIN,ignoreeof!!STDOUT' \
-      "TCP:$host:$BACKUP_PORT,connect-timeout=10,keepalive,keepidle=60,keepintvl=10,keepcnt=6" |
+      "$connect,connect-timeout=10,keepalive,keepidle=60,keepintvl=10,keepcnt=6" |
     receive_stream "$STAGING"; then
     rc=1
   fi

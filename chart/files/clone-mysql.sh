@@ -44,8 +44,10 @@ clone_finish() {
 
 # usage: gtid_of HOST -> HOST's gtid_executed on one line, asked over TLS as the clone account
 gtid_of() {
+  local ssl=(--ssl-mode=REQUIRED)
+  [[ -z ${TLS_DIR:-} ]] || ssl=()  # sql_remote verifies the certificate then
   sql_remote "$1" "$CLONE_USER" "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}" \
-    --ssl-mode=REQUIRED <<<"$GTID_EXECUTED_SQL"
+    "${ssl[@]}" <<<"$GTID_EXECUTED_SQL"
 }
 
 # usage: clone_bytes -> bytes the running clone has moved so far (read and sent, every stage)
@@ -76,6 +78,12 @@ watch_clone() {
   wait "$pid"
 }
 
+# usage: clone_tls_sql -> tls.enabled: the recipient trusts the release's CA for the donor's
+# certificate (the clone itself always runs over TLS: REQUIRE SSL)
+clone_tls_sql() {
+  [[ -z ${TLS_DIR:-} ]] || printf "SET GLOBAL clone_ssl_ca = '%s/ca.crt';\n" "$TLS_DIR"
+}
+
 # usage: clone_from HOST -- clones HOST into STAGING with the clone plugin and checks the result
 clone_from() {
   local host=$1 primary donor_gtid primary_gtid subset state errno error
@@ -101,6 +109,7 @@ clone_from() {
 SET GLOBAL clone_valid_donor_list = '$host:3306';
 SET GLOBAL clone_donor_timeout_after_network_failure = 0;
 SET GLOBAL clone_max_data_bandwidth = $bandwidth, clone_max_network_bandwidth = $bandwidth;
+$(clone_tls_sql)
 CLONE INSTANCE FROM '$CLONE_USER'@'$host':3306
   IDENTIFIED BY '$(sql_escape "$MYSQL_BACKUP_PASSWORD")'
   DATA DIRECTORY = '$STAGING' REQUIRE SSL;

@@ -6,7 +6,8 @@
 # when the pod is replaced (in the StatefulSet's order), not when the kubelet refreshes the
 # ConfigMap in every running pod.
 # Inputs (env): FLAVOR, HOSTNAME, SERVICE_NAME (headless Service, for report_host),
-#   SEMI_SYNC (on|off), SEMI_SYNC_TIMEOUT_SECONDS, BINLOG_EXPIRE_SECONDS, optional POD_SCRIPTS.
+#   SEMI_SYNC (on|off), SEMI_SYNC_TIMEOUT_SECONDS, BINLOG_EXPIRE_SECONDS, optional POD_SCRIPTS
+#   and TLS_DIR.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "${SCRIPTS:-/opt/mysql-chart}/lib.sh"
@@ -42,6 +43,14 @@ replication_cnf() {
   fi
 }
 
+# usage: tls_cnf -> the [mysqld] settings that make the server present the release's certificate
+# (TLS_DIR: tls.enabled); nothing otherwise
+tls_cnf() {
+  [[ -n ${TLS_DIR:-} ]] || return 0
+  printf '\n# the release certificate (values: tls.*)\n[mysqld]\n'
+  printf 'ssl_ca = %s/ca.crt\nssl_cert = %s/tls.crt\nssl_key = %s/tls.key\n' "$TLS_DIR" "$TLS_DIR" "$TLS_DIR"
+}
+
 # usage: copy_pod_files DEST -- copies the chart's files into DEST unless this pod did already (an
 # init container runs again when the pod's sandbox is recreated, e.g. after a node restart)
 copy_pod_files() {
@@ -72,6 +81,7 @@ main() {
       "$HOSTNAME" "$ord" "$role" $((SERVER_ID_BASE + ord)) "$HOSTNAME" "${SERVICE_NAME:?SERVICE_NAME is required}"
     cat "$files/$role.cnf"
     replication_cnf "$role"
+    tls_cnf
     # User settings come last so they win.
     printf '\n'
     cat "$files/extra.cnf"

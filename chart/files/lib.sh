@@ -58,9 +58,10 @@ ordinal() {
 }
 
 # usage: peer_host ORDINAL -> the stable DNS name of that pod (of STATEFULSET_NAME when set; else
-# of this pod's own StatefulSet)
+# of this pod's own StatefulSet), under PEER_DOMAIN when set (tls.enabled: SERVICE.NAMESPACE.svc,
+# a name the certificate's wildcard matches; OpenSSL matches no wildcard against a two-label name)
 peer_host() {
-  printf '%s-%s.%s\n' "${STATEFULSET_NAME:-${HOSTNAME%-*}}" "$1" "${SERVICE_NAME:?SERVICE_NAME is required}"
+  printf '%s-%s.%s\n' "${STATEFULSET_NAME:-${HOSTNAME%-*}}" "$1" "${PEER_DOMAIN:-${SERVICE_NAME:?SERVICE_NAME is required}}"
 }
 
 # usage: existing_peers -> the ordinals >= 1 whose pod exists (its DNS name resolves)
@@ -129,13 +130,25 @@ sql() {
   "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --batch --skip-column-names "$@"
 }
 
-# usage: sql_remote HOST USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on HOST:3306 over TCP
-# (killed after LOCAL_TIMEOUT seconds when that is set: bounded, below)
+# usage: tls_client_args -> the client options that verify a peer's certificate against the
+# release's CA and its name against the host (TLS_DIR set: tls.enabled); nothing otherwise
+tls_client_args() {
+  [[ -n ${TLS_DIR:-} ]] || return 0
+  if [[ $FLAVOR == mariadb ]]; then
+    printf '%s\n' --ssl --ssl-ca="$TLS_DIR/ca.crt" --ssl-verify-server-cert
+  else
+    printf '%s\n' --ssl-mode=VERIFY_IDENTITY --ssl-ca="$TLS_DIR/ca.crt"
+  fi
+}
+
+# usage: sql_remote HOST USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on HOST:3306 over TCP,
+# over verified TLS with tls.enabled (killed after LOCAL_TIMEOUT seconds when that is set: bounded)
 sql_remote() {
-  local host=$1 user=$2 password=$3
+  local host=$1 user=$2 password=$3 tls
   shift 3
+  mapfile -t tls < <(tls_client_args)
   bounded "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --protocol=TCP --host="$host" \
-    --port=3306 --connect-timeout=5 --batch --skip-column-names "$@"
+    --port=3306 --connect-timeout=5 --batch --skip-column-names "${tls[@]}" "$@"
 }
 
 # The server's admin connection on 127.0.0.1 (MySQL's admin interface, MariaDB's extra_port),

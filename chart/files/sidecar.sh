@@ -45,15 +45,21 @@ wait_for_server() {
 
 # usage: configure_replication -- (re)points this replica at the primary and starts it
 configure_replication() {
-  local host pass
+  local host pass tls_opts=""
   host=$(sql_escape "${PRIMARY_HOST:?PRIMARY_HOST is required}")
   pass=$(sql_escape "${MYSQL_REPLICATION_PASSWORD:?MYSQL_REPLICATION_PASSWORD is required}")
+  # tls.enabled: TLS, the primary's certificate verified against the release's CA and its name.
+  if [[ -n ${TLS_DIR:-} && $FLAVOR == mariadb ]]; then
+    tls_opts=", MASTER_SSL=1, MASTER_SSL_CA='$TLS_DIR/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT=1"
+  elif [[ -n ${TLS_DIR:-} ]]; then
+    tls_opts=", SOURCE_SSL=1, SOURCE_SSL_CA='$TLS_DIR/ca.crt', SOURCE_SSL_VERIFY_SERVER_CERT=1"
+  fi
   # Stopping replication that is not running only warns; ignore it either way.
   if [[ $FLAVOR == mariadb ]]; then
     root_sql <<<"STOP SLAVE;" >/dev/null 2>&1 || true
     root_sql <<EOSQL
 CHANGE MASTER TO MASTER_HOST='$host', MASTER_PORT=3306, MASTER_USER='replication',
-  MASTER_PASSWORD='$pass', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=10;
+  MASTER_PASSWORD='$pass', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=10$tls_opts;
 START SLAVE;
 EOSQL
   else
@@ -61,11 +67,11 @@ EOSQL
     root_sql <<EOSQL
 CHANGE REPLICATION SOURCE TO SOURCE_HOST='$host', SOURCE_PORT=3306, SOURCE_USER='replication',
   SOURCE_PASSWORD='$pass', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1,
-  SOURCE_CONNECT_RETRY=10, SOURCE_RETRY_COUNT=86400;
+  SOURCE_CONNECT_RETRY=10, SOURCE_RETRY_COUNT=86400$tls_opts;
 START REPLICA;
 EOSQL
   fi
-  log "replication from $PRIMARY_HOST configured and started"
+  log "replication from $PRIMARY_HOST configured and started${tls_opts:+ (TLS, certificate verified)}"
 }
 
 # usage: ensure_primary_objects -- on the primary, on every start (idempotent; replicated to every
@@ -241,10 +247,15 @@ BACKUP_MAX_CONNECTIONS=4
 
 # usage: serve_backups -- starts the backup listener in the background (pid in LISTENER_PID)
 serve_backups() {
-  socat -d TCP-LISTEN:"$BACKUP_PORT",reuseaddr,fork,max-children="$BACKUP_MAX_CONNECTIONS" \
+  local listen=TCP-LISTEN:$BACKUP_PORT
+  # tls.enabled: the peer gets the stream (and sends its token) only inside TLS, this pod's
+  # certificate presented; the peer verifies it.
+  [[ -z ${TLS_DIR:-} ]] ||
+    listen="OPENSSL-LISTEN:$BACKUP_PORT,cert=$TLS_DIR/tls.crt,key=$TLS_DIR/tls.key,verify=0"
+  socat -d "$listen,reuseaddr,fork,max-children=$BACKUP_MAX_CONNECTIONS" \
     EXEC:"bash $SCRIPTS/serve-backup.sh" &
   LISTENER_PID=$!
-  log "serving backups to peers on port $BACKUP_PORT"
+  log "serving backups to peers on port $BACKUP_PORT${TLS_DIR:+ (TLS)}"
 }
 
 # usage: monitor ORDINAL -- watches the background jobs and, on a replica, fatal binlog errors

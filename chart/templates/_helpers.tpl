@@ -40,3 +40,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "mysql.secretName" -}}
 {{- default (include "mysql.fullname" .) .Values.auth.existingSecret }}
 {{- end }}
+
+{{/* Name of the Secret holding the release's CA and server certificate (tls.*). */}}
+{{- define "mysql.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "mysql.fullname" .)) (dig "existingSecret" "" (.Values.tls | default dict)) }}
+{{- end }}

@@ -1,7 +1,7 @@
-"""Beyond the mission: helm scaling, read-only replicas, Services, consistency, metrics, refused
-upgrades, what the server can see, pod loss, helm test, MySQL's clone account.
+"""Beyond the mission: helm scaling, read-only replicas, Services, consistency, metrics, TLS between
+the pods, refused upgrades, what the server can see, pod loss, helm test, MySQL's clone account.
 
-One release (3 replicas, scaled to 5 by `helm upgrade` in the first test, metrics on), whose root
+One release (3 replicas, scaled to 5 by `helm upgrade` in the first test, metrics and TLS on), whose root
 password holds every character an option file, a shell or SQL could trip on; the tests run in file order and
 destructive tests come last.
 """
@@ -58,8 +58,8 @@ EXPORTER_PORT = 9104
 
 @pytest.fixture(scope="module")
 def release_values() -> dict[str, str]:
-    """The release's root password: ROOT_PASSWORD; the metrics exporter on."""
-    return {"auth.rootPassword": ROOT_PASSWORD, "metrics.enabled": "true"}
+    """The release's root password: ROOT_PASSWORD; the metrics exporter and TLS between the pods on."""
+    return {"auth.rootPassword": ROOT_PASSWORD, "metrics.enabled": "true", "tls.enabled": "true"}
 
 
 def write_error(release: Release, pod: str, sql: str) -> int | None:
@@ -262,6 +262,46 @@ def test_a_stopped_sql_thread_shows_in_the_exporter_and_comes_back(release: Rele
     wait_until(lambda: pod_is_ready(core.read_namespaced_pod(pod, release.namespace)) or Pending("not ready"),
                timeout=TIMEOUTS.pod_ready, what=f"{pod} Ready again")  # fmt: skip
     assert scrape(release)[pod].get(names["sql"]) == 1
+
+
+TLS_CA = "/etc/mysql-chart-tls/ca.crt"
+
+
+def test_every_replica_replicates_over_tls_verifying_the_primarys_certificate(release: Release) -> None:
+    """tls.enabled: each replica's channel requires TLS and verifies the primary's certificate
+    against the release's CA (and its name, mysql-0.mysql), and its I/O thread runs."""
+    prefix = "Master" if release.flavor.name == "mariadb" else "Source"
+    for pod in release.replicas():
+        status = release.db.replica_status(pod)
+        want = {"SSL_Allowed": "Yes", "SSL_Verify_Server_Cert": "Yes", "SSL_CA_File": TLS_CA}
+        assert {key: status[f"{prefix}_{key}"] for key in want} == want, pod
+        assert status[release.flavor.io_running] == "Yes", f"{pod}: {status[release.flavor.last_error]}"
+
+
+def test_a_client_trusting_the_release_ca_verifies_each_server_by_name_not_address(release: Release) -> None:
+    """Every server presents the release's certificate: a client that trusts only the release's CA
+    and checks the host name connects to mysql-N.mysql.NAMESPACE.svc, and is refused when it asks for a pod by
+    its IP address, which the certificate does not name (verification is real)."""
+    verify = (["--ssl", "--ssl-verify-server-cert"] if release.flavor.name == "mariadb"
+              else ["--ssl-mode=VERIFY_IDENTITY"])  # fmt: skip
+    client = " ".join([release.flavor.client, "-uroot", "-N", "-B", *verify, "--ssl-ca=/dev/shm/ca.crt"])
+    primary_ip = release.kube.core.read_namespaced_pod(release.primary, release.namespace).status.pod_ip
+    # The certificate's wildcard *.mysql.NAMESPACE.svc: OpenSSL matches no wildcard against mysql-N.mysql.
+    hosts = [f"{release.host(i)}.{release.namespace}.svc" for i in range(len(release.pods()))]
+    script = 'printf "%s\\n" "$CA" >/dev/shm/ca.crt; ' + "".join(
+        f'echo "{host} $({client} -h {host} -e "SELECT 1" 2>&1 | tr "\\n" " ")"; '
+        for host in [*hosts, primary_ip]
+    )
+    result = run_client_pod(
+        release.cluster, release.namespace, ["bash", "-c", script],
+        image=release.server_image(), uid=MYSQL_UID, name_prefix="tls-client",
+        secret_env={"CA": ("mysql-tls", "ca.crt"), "MYSQL_PWD": (release.name, ROOT_PASSWORD_KEY)},
+        labels=release.client_labels,
+    ).ok()  # fmt: skip
+    answers = {host: answer.strip() for host, answer in (line.split(" ", 1) for line in result.lines)}
+    assert {host: answers[host] for host in hosts} == dict.fromkeys(hosts, "1"), result.stdout
+    # 2026: the TLS handshake failed (MySQL: certificate verify failed; MariaDB: hostname verification)
+    assert "ERROR 2026" in answers[primary_ip], answers[primary_ip]
 
 
 def test_helm_upgrade_to_the_other_flavor_is_refused_before_anything_changes(release: Release) -> None:

@@ -222,7 +222,7 @@ def test_backup_port_gives_a_silent_peer_5_seconds_and_serves_4_connections_at_o
     assert result.returncode != 0 and result.stdout == "ERR no token\n", result
     assert 4.5 <= seconds < 8, f"closed after {seconds:.1f}s"
     sidecar = find(mariadb_docs, "ConfigMap", "mysql")["data"]["sidecar.sh"]
-    assert 'fork,max-children="$BACKUP_MAX_CONNECTIONS"' in sidecar
+    assert 'fork,max-children=$BACKUP_MAX_CONNECTIONS' in sidecar
     assert "BACKUP_MAX_CONNECTIONS=4\n" in sidecar
 
 
