@@ -269,13 +269,19 @@ TLS_CA = "/etc/mysql-chart-tls/ca.crt"
 
 def test_every_replica_replicates_over_tls_verifying_the_primarys_certificate(release: Release) -> None:
     """tls.enabled: each replica's channel requires TLS and verifies the primary's certificate
-    against the release's CA (and its name, mysql-0.mysql), and its I/O thread runs."""
+    against the release's CA (and its name, mysql-0.mysql.NAMESPACE.svc), and its I/O thread runs;
+    MariaDB's clones to mysql-3 and mysql-4 streamed inside verified TLS."""
     prefix = "Master" if release.flavor.name == "mariadb" else "Source"
     for pod in release.replicas():
         status = release.db.replica_status(pod)
         want = {"SSL_Allowed": "Yes", "SSL_Verify_Server_Cert": "Yes", "SSL_CA_File": TLS_CA}
         assert {key: status[f"{prefix}_{key}"] for key in want} == want, pod
         assert status[release.flavor.io_running] == "Yes", f"{pod}: {status[release.flavor.last_error]}"
+    if release.flavor.name == "mariadb":
+        # mysql-3 and mysql-4 cloned by `helm upgrade` in the first test: the stream ran inside TLS.
+        for pod in (release.pod(3), release.pod(4)):
+            log = release.kube.core.read_namespaced_pod_log(pod, release.namespace, container="clone")
+            assert "(mariadb-backup stream over verified TLS)" in log and "stream complete" in log, log
 
 
 def test_a_client_trusting_the_release_ca_verifies_each_server_by_name_not_address(release: Release) -> None:
