@@ -113,3 +113,17 @@ def test_packaged_chart_keeps_files_and_the_helm_test(tmp_path: Path) -> None:
     ).stdout
     assert "mysql/files/sidecar.sh" in listing
     assert "mysql/templates/tests/test-replication.yaml" in listing
+
+
+def test_the_repository_tracks_no_symlink_and_nothing_it_ignores() -> None:
+    """A clean clone must build its own .venv and bin/: a committed symlink (a worktree's link to
+    another checkout's .venv, say) replaces them with a link that loops in every clone."""
+    root = CHART.parent
+    git = ["git", "-C", str(root), "ls-files"]
+    listed = subprocess.run([*git, "-s"], capture_output=True, text=True, check=True)
+    links = [line.split("\t", 1)[1] for line in listed.stdout.splitlines() if line.startswith("120000 ")]
+    assert links == [], f"symlinks tracked: {links}"
+    ignored = subprocess.run(
+        [*git, "--cached", "--ignored", "--exclude-standard"], capture_output=True, text=True, check=True
+    )
+    assert ignored.stdout == "", f"tracked files that .gitignore ignores: {ignored.stdout}"
