@@ -603,9 +603,26 @@ def clone_underway(release: Release, ordinal: int, old_uid: str, donor: int) -> 
     return stage or Pending(f"no copy yet: {result.stderr.strip()[-200:]}")
 
 
+# Data every pod holds so that a clone copies for a while: at clone.maxBandwidthMiB (4 MiB/s) these
+# 32 MiB take 8 s, which the checks of clone_underway (one a second or two) see. Without it, the
+# datadir of m and n can be small enough to clone between two checks (seen once, session 11).
+CLONE_FILLER_TABLE = "faults.clone_filler"
+CLONE_FILLER_MIB = 32
+
+
+def ensure_clone_filler(release: Release) -> None:
+    """CLONE_FILLER_TABLE on the primary (replicated), once per release."""
+    with release.db.connect(release.primary) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {CLONE_FILLER_TABLE} (id INT PRIMARY KEY, pad LONGBLOB)")
+        for i in range(CLONE_FILLER_MIB):
+            cur.execute(f"INSERT IGNORE INTO {CLONE_FILLER_TABLE} VALUES ({i}, REPEAT('x', 1 << 20))")
+    release.wait_replicas_applied()
+
+
 def reclone_until_copying(release: Release) -> tuple[Predicate, V1Pod]:
     """Delete mysql-2's claim and pod; return once its clone copies from mysql-1, its first donor.
     Returns the predicate "mysql-2 back on a new claim" and mysql-1 as it was before the fault."""
+    ensure_clone_filler(release)
     core, namespace = release.kube.core, release.namespace
     donor = core.read_namespaced_pod(release.pod(1), namespace)
     old_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
