@@ -515,13 +515,16 @@ def received_by(release: Release, pod: str, gtid: str) -> bool | Pending:
 
 
 def applier_stopped_or_server_down(release: Release, ordinal: int, restarts: int) -> str | Pending:
-    """How replica `ordinal` went out: its probe naming the stopped SQL thread (MySQL), or its
-    server container restarting (MariaDB's server exits on the full volume, and starts again only
-    once there is room)."""
+    """How replica `ordinal` went out: its probe naming the stopped SQL thread (MySQL), or, on
+    MariaDB, its server container restarting (the server exited on the full volume, and starts
+    again only once there is room) or its server not answering (it waits for room, holding the
+    connections it has: both seen, from one run to the next)."""
     pod = release.kube.core.read_namespaced_pod(release.pod(ordinal), release.namespace)
     now = container_status(pod, "mysql").restart_count
     if now > restarts:
         return f"server container restarted ({restarts} -> {now} restarts)"
+    if release.db.flavor.name == "mariadb":
+        return readiness_says(release, ordinal, "SQL thread is not running", "server does not answer")
     return readiness_says(release, ordinal, "SQL thread is not running")
 
 
@@ -531,8 +534,9 @@ def fill_volume_under_the_applier(
     """Replica `ordinal`'s volume fills up while a large transaction waits in its relay log: InnoDB
     cannot grow the table. MySQL stops the SQL thread on that error (the table is full): the
     replica leaves mysql-read saying so and the sidecar says the volume is full; MariaDB's server
-    exits. Room is then made, and (MySQL) the sidecar starts the thread again, (MariaDB) the server
-    starts again: the replica catches up with nobody touching it. seen["how"]: which of the two."""
+    exits, or waits for room without answering. Room is then made, and (MySQL) the sidecar starts
+    the thread again, (MariaDB) the server starts or goes on again: the replica catches up with
+    nobody touching it. seen["how"]: which way it went out."""
     pod, mariadb = release.pod(ordinal), release.db.flavor.name == "mariadb"
     release.db.query(release.primary, f"CREATE TABLE {BULK_TABLE} (id INT PRIMARY KEY, pad LONGBLOB)")
     release.db.wait_for_gtid(pod, release.db.gtid_executed(release.primary))
