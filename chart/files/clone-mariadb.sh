@@ -63,15 +63,29 @@ report_progress() {
   done
 }
 
-# usage: clone_from HOST -- streams, validates and prepares a backup of HOST into STAGING
+# usage: clone_from HOST -- streams, validates and prepares a backup of HOST into STAGING; inside
+# TLS with tls.enabled, the donor's certificate verified against the release's CA and its name.
+# During a TLS switch-over (lib.sh tls_verifying fails), a donor that serves no verified TLS yet
+# (a pod of the chart version before) is streamed as before TLS.
 clone_from() {
-  local host=$1 checkpoints info binlog_info gtid version reporter rc=0 connect
-  connect="TCP:$host:$BACKUP_PORT"
-  # tls.enabled: the donor's certificate verified against the release's CA and its name ($host).
-  [[ -z ${TLS_DIR:-} ]] || connect="OPENSSL:$host:$BACKUP_PORT,cafile=$TLS_DIR/ca.crt,verify=1"
+  local host=$1
+  if [[ -z ${TLS_DIR:-} ]]; then
+    stream_from "$host" "TCP:$host:$BACKUP_PORT" ""
+    return
+  fi
+  stream_from "$host" "OPENSSL:$host:$BACKUP_PORT,cafile=$TLS_DIR/ca.crt,verify=1" " over verified TLS" &&
+    return 0
+  tls_verifying && return 1
+  warn "TLS switch-over: no verified TLS stream from $host (a pod of the chart version before?); trying without TLS"
+  stream_from "$host" "TCP:$host:$BACKUP_PORT" " without TLS (switch-over)"
+}
+
+# usage: stream_from HOST SOCAT_ADDRESS HOW -- clone_from's copy through SOCAT_ADDRESS (HOW: for the log)
+stream_from() {
+  local host=$1 connect=$2 how=$3 checkpoints info binlog_info gtid version reporter rc=0
   rm -rf "$STAGING"
   mkdir -p "$STAGING"
-  log "cloning from $host:$BACKUP_PORT (mariadb-backup stream${TLS_DIR:+ over verified TLS})"
+  log "cloning from $host:$BACKUP_PORT (mariadb-backup stream$how)"
   report_progress "$host" &
   reporter=$!
   # The token goes first; ignoreeof keeps our sending side open after it, so socat never

@@ -45,7 +45,7 @@ clone_finish() {
 # usage: gtid_of HOST -> HOST's gtid_executed on one line, asked over TLS as the clone account
 gtid_of() {
   local ssl=(--ssl-mode=REQUIRED)
-  [[ -z ${TLS_DIR:-} ]] || ssl=()  # sql_remote verifies the certificate then
+  if tls_verifying; then ssl=(); fi  # sql_remote verifies the certificate then
   sql_remote "$1" "$CLONE_USER" "${MYSQL_BACKUP_PASSWORD:?MYSQL_BACKUP_PASSWORD is required}" \
     "${ssl[@]}" <<<"$GTID_EXECUTED_SQL"
 }
@@ -78,10 +78,10 @@ watch_clone() {
   wait "$pid"
 }
 
-# usage: clone_tls_sql -> tls.enabled: the recipient trusts the release's CA for the donor's
+# usage: clone_tls_sql -> tls_verifying: the recipient trusts the release's CA for the donor's
 # certificate (the clone itself always runs over TLS: REQUIRE SSL)
 clone_tls_sql() {
-  [[ -z ${TLS_DIR:-} ]] || printf "SET GLOBAL clone_ssl_ca = '%s/ca.crt';\n" "$TLS_DIR"
+  if tls_verifying; then printf "SET GLOBAL clone_ssl_ca = '%s/ca.crt';\n" "$TLS_DIR"; fi
 }
 
 # usage: clone_from HOST -- clones HOST into STAGING with the clone plugin and checks the result

@@ -130,10 +130,21 @@ sql() {
   "$CLIENT_BIN" --defaults-file=<(client_cnf "$user" "$password") --batch --skip-column-names "$@"
 }
 
+# TLS switch-over (TLS_SWITCHOVER: an upgrade turned tls.enabled on under pods that ran without
+# it): a pod connects to its peers as before TLS until it has seen the primary, replaced last,
+# present the release's certificate, and records that here (on the volume: it never goes back).
+TLS_VERIFIED_MARK=$DATA_ROOT/chart-tls-verified
+
+# usage: tls_verifying -- succeeds when connections to peers verify the release's certificate
+# (tls.enabled, and no switch-over pending for this pod)
+tls_verifying() {
+  [[ -n ${TLS_DIR:-} ]] && [[ -z ${TLS_SWITCHOVER:-} || -e $TLS_VERIFIED_MARK ]]
+}
+
 # usage: tls_client_args -> the client options that verify a peer's certificate against the
-# release's CA and its name against the host (TLS_DIR set: tls.enabled); nothing otherwise
+# release's CA and its name against the host (tls_verifying); nothing otherwise
 tls_client_args() {
-  [[ -n ${TLS_DIR:-} ]] || return 0
+  tls_verifying || return 0
   if [[ $FLAVOR == mariadb ]]; then
     printf '%s\n' --ssl --ssl-ca="$TLS_DIR/ca.crt" --ssl-verify-server-cert
   else
@@ -142,7 +153,7 @@ tls_client_args() {
 }
 
 # usage: sql_remote HOST USER PASSWORD [CLIENT_ARGS...] <<<"SQL" -- runs SQL on HOST:3306 over TCP,
-# over verified TLS with tls.enabled (killed after LOCAL_TIMEOUT seconds when that is set: bounded)
+# over verified TLS when tls_verifying (killed after LOCAL_TIMEOUT seconds when that is set: bounded)
 sql_remote() {
   local host=$1 user=$2 password=$3 tls
   shift 3

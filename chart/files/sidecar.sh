@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sidecar: on a replica, points replication at the primary (on every start: idempotent, GTID
-# auto-positioning resumes where the replica is), watches for errant transactions, and rebuilds
+# auto-positioning resumes where the replica is; over verified TLS once the primary presents the
+# release's certificate), watches for errant transactions, and rebuilds
 # the replica from a peer when the primary no longer has the binlogs it needs (I/O thread error
 # 1236 / 13114 about purged binlogs); on the primary, writes the heartbeat. MariaDB: serves backups
 # to peers of this release on BACKUP_PORT (MySQL's server serves clones itself, through its clone
@@ -43,19 +44,33 @@ wait_for_server() {
   done
 }
 
-# usage: configure_replication -- (re)points this replica at the primary and starts it
+# usage: verify_primary_once -- TLS switch-over: succeeds once the primary presents the release's
+# certificate (a verifying connection as the replication account), and records it in
+# TLS_VERIFIED_MARK: from then on this pod verifies every peer (lib.sh tls_verifying)
+verify_primary_once() {
+  TLS_SWITCHOVER='' sql_remote "$PRIMARY_HOST" replication "$MYSQL_REPLICATION_PASSWORD" \
+    <<<"SELECT 1;" >/dev/null 2>&1 || return 1
+  printf 'verified %s %s\n' "$PRIMARY_HOST" "$(date -u +%FT%TZ)" >"$TLS_VERIFIED_MARK" ||
+    warn "could not record the verified primary in $TLS_VERIFIED_MARK (full volume?)"
+}
+
+# usage: configure_replication -- (re)points this replica at the primary and starts it: over TLS,
+# the primary's certificate verified against the release's CA and its name (tls.enabled); during a
+# TLS switch-over, as before TLS until the primary presents the release's certificate
+# (TLS_PENDING=1 then: monitor checks again)
 configure_replication() {
-  local host pass tls_opts=""
+  local host pass verified=0 how="without TLS" tls_opts=""
   host=$(sql_escape "${PRIMARY_HOST:?PRIMARY_HOST is required}")
   pass=$(sql_escape "${MYSQL_REPLICATION_PASSWORD:?MYSQL_REPLICATION_PASSWORD is required}")
-  # tls.enabled: TLS, the primary's certificate verified against the release's CA and its name.
-  if [[ -n ${TLS_DIR:-} && $FLAVOR == mariadb ]]; then
-    tls_opts=", MASTER_SSL=1, MASTER_SSL_CA='$TLS_DIR/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT=1"
+  TLS_PENDING=0
+  if [[ -n ${TLS_DIR:-} ]] && { tls_verifying || verify_primary_once; }; then
+    verified=1 how="TLS, certificate verified"
   elif [[ -n ${TLS_DIR:-} ]]; then
-    tls_opts=", SOURCE_SSL=1, SOURCE_SSL_CA='$TLS_DIR/ca.crt', SOURCE_SSL_VERIFY_SERVER_CERT=1"
+    TLS_PENDING=1 how="as before TLS: TLS switch-over, the primary does not present the release's certificate yet"
   fi
   # Stopping replication that is not running only warns; ignore it either way.
   if [[ $FLAVOR == mariadb ]]; then
+    ((!verified)) || tls_opts=", MASTER_SSL=1, MASTER_SSL_CA='$TLS_DIR/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT=1"
     root_sql <<<"STOP SLAVE;" >/dev/null 2>&1 || true
     root_sql <<EOSQL
 CHANGE MASTER TO MASTER_HOST='$host', MASTER_PORT=3306, MASTER_USER='replication',
@@ -63,6 +78,7 @@ CHANGE MASTER TO MASTER_HOST='$host', MASTER_PORT=3306, MASTER_USER='replication
 START SLAVE;
 EOSQL
   else
+    ((!verified)) || tls_opts=", SOURCE_SSL=1, SOURCE_SSL_CA='$TLS_DIR/ca.crt', SOURCE_SSL_VERIFY_SERVER_CERT=1"
     root_sql <<<"STOP REPLICA;" >/dev/null 2>&1 || true
     root_sql <<EOSQL
 CHANGE REPLICATION SOURCE TO SOURCE_HOST='$host', SOURCE_PORT=3306, SOURCE_USER='replication',
@@ -71,7 +87,11 @@ CHANGE REPLICATION SOURCE TO SOURCE_HOST='$host', SOURCE_PORT=3306, SOURCE_USER=
 START REPLICA;
 EOSQL
   fi
-  log "replication from $PRIMARY_HOST configured and started${tls_opts:+ (TLS, certificate verified)}"
+  if ((TLS_PENDING)); then
+    warn "replication from $PRIMARY_HOST configured and started ($how; checked every ${MONITOR_SECONDS}s)"
+  else
+    log "replication from $PRIMARY_HOST configured and started ($how)"
+  fi
 }
 
 # usage: ensure_primary_objects -- on the primary, on every start (idempotent; replicated to every
@@ -90,6 +110,7 @@ CREATE TABLE IF NOT EXISTS $HEARTBEAT_TABLE (id TINYINT UNSIGNED PRIMARY KEY,
 $(admin_accounts_sql "${MYSQL_PROBE_PASSWORD:?MYSQL_PROBE_PASSWORD is required}")
 GRANT SELECT ON $HEARTBEAT_TABLE TO 'probe'@'localhost', 'probe'@'127.0.0.1', 'replication'@'%';
 GRANT $monitor ON *.* TO 'replication'@'%';
+$(if tls_verifying; then printf '%s\n' "ALTER USER 'replication'@'%' REQUIRE SSL;"; fi)
 EOSQL
   [[ $FLAVOR == mysql ]] || return 0
   [[ $(root_sql <<<"SELECT COUNT(*) FROM mysql.user WHERE user = 'clone';") == 0 ]] || return 0
@@ -268,6 +289,10 @@ monitor() {
     if [[ -n ${LISTENER_PID:-} ]]; then kill -0 "$LISTENER_PID" 2>/dev/null || die "backup listener exited"; fi
     if [[ -n ${HEARTBEAT_PID:-} ]]; then kill -0 "$HEARTBEAT_PID" 2>/dev/null || die "heartbeat exited"; fi
     ((ord == 0)) && continue
+    if ((${TLS_PENDING:-0})) && verify_primary_once; then
+      log "TLS switch-over: the primary presents the release's certificate; replicating over verified TLS from now on"
+      configure_replication
+    fi
     check_errant
     status=$(replica_status local_sql root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
     read -r _io sqlt _lag errno error <<<"${status:-x x x 0}"
@@ -320,6 +345,12 @@ main() {
   if ((ord != 0)); then
     configure_replication
   else
+    # TLS switch-over: the primary is replaced last; every replica presents the certificate now.
+    if [[ -n ${TLS_DIR:-} ]] && ! tls_verifying; then
+      printf 'primary %s\n' "$(date -u +%FT%TZ)" >"$TLS_VERIFIED_MARK" ||
+        warn "could not record the TLS switch-over in $TLS_VERIFIED_MARK (full volume?)"
+      log "TLS switch-over: this primary presents the release's certificate; peers are verified from now on"
+    fi
     ensure_primary_objects
     heartbeat &
     HEARTBEAT_PID=$!

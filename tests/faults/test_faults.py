@@ -355,7 +355,10 @@ def not_ready_since(release: Release, ordinal: int) -> float | Pending:
 
 
 def leaves_mysql_read(
-    release: Release, ordinal: int, cause_at: float, *because: str,
+    release: Release,
+    ordinal: int,
+    cause_at: float,
+    *because: str,
     why: Callable[[], str | Pending] | None = None,
 ) -> str:
     """Pod `ordinal` turns unready within MAX_LAG_SECONDS + PROBE_PERIOD (+ slack) of `cause_at`,

@@ -37,6 +37,13 @@ DB_TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+# The replica status fields that say how a channel uses TLS (after Source_ / Master_).
+TLS_STATUS_FIELDS = ("SSL_Allowed", "SSL_Verify_Server_Cert", "SSL_CA_File")
+# Where the chart mounts the release's CA; a channel that verifies the primary against it.
+TLS_CA_FILE = "/etc/mysql-chart-tls/ca.crt"
+VERIFIED_CHANNEL = {"SSL_Allowed": "Yes", "SSL_Verify_Server_Cert": "Yes", "SSL_CA_File": TLS_CA_FILE}
+
+
 @dataclass(frozen=True)
 class Flavor:
     """The SQL and client names that differ between MariaDB and MySQL."""
@@ -222,6 +229,12 @@ class Database:
         with self.connect(pod) as conn, conn.cursor(pymysql.cursors.DictCursor) as cur:
             cur.execute(self.flavor.replica_status)
             return dict(cur.fetchone() or {})
+
+    def channel_tls(self, pod: str) -> dict[str, str]:
+        """Return how pod's replication channel uses TLS: SSL_Allowed, SSL_Verify_Server_Cert and
+        SSL_CA_File of its status (Source_… on MySQL, Master_… on MariaDB)."""
+        status, prefix = self.replica_status(pod), "Master" if self.flavor.name == "mariadb" else "Source"
+        return {key: str(status.get(f"{prefix}_{key}", "")) for key in TLS_STATUS_FIELDS}
 
     def replication_running(self, pod: str) -> bool:
         """True when pod's replication IO and SQL threads both run."""

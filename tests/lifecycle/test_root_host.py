@@ -1,8 +1,7 @@
 """Root narrowed to the pod network (`auth.rootHost`): pods of the namespace connect as root and
 `helm test` passes; a connection from outside the pattern (kubectl port-forward arrives from
 127.0.0.1 inside the pod) is refused; the chart itself needs no remote root (replication, probes);
-an upgrade that would change the host is refused before anything changes, and so is one that
-would turn TLS on under the running pods.
+an upgrade that would change the host is refused before anything changes.
 
 One release of 2 pods; the tests run in file order.
 """
@@ -72,14 +71,4 @@ def test_an_upgrade_changing_root_host_is_refused_before_anything_changes(
     assert result.returncode != 0, result.stdout
     assert f"root network account is root@'{pod_network}'" in result.stderr, result.stderr
     assert "RENAME USER" in result.stderr, result.stderr
-    assert release.statefulset().metadata.generation == generation
-
-
-def test_an_upgrade_turning_tls_on_under_running_pods_is_refused(release: Release) -> None:
-    """tls.enabled on a release that runs without it: refused at render time (the rolling update
-    would stall on replicas refusing the old primary's certificate); the StatefulSet is untouched."""
-    generation = release.statefulset().metadata.generation
-    result = release.try_upgrade({"tls.enabled": "true"})
-    assert result.returncode != 0, result.stdout
-    assert "tls.enabled: StatefulSet mysql runs without TLS" in result.stderr, result.stderr
     assert release.statefulset().metadata.generation == generation

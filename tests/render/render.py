@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -138,3 +139,20 @@ def secret_data(docs: list[Doc], name: str = "mysql") -> dict[str, str]:
 def sts_spec(docs: list[Doc]) -> Doc:
     """The pod spec of the StatefulSet."""
     return dict(pod_specs(docs))["mysql"]
+
+
+def chart_files(docs: list[Doc], dest: Path) -> Path:
+    """The release ConfigMap's files written into dest (created), as a pod's volume holds them."""
+    dest.mkdir(parents=True)
+    for name, text in find(docs, "ConfigMap", "mysql")["data"].items():
+        (dest / name).write_text(text)
+    return dest
+
+
+def run_function(
+    scripts: Path, script: str, call: str, env: dict[str, str], timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Source scripts/script (its main does not run when sourced) and run `call` in the same shell."""
+    full_env = {"PATH": os.environ["PATH"], "HOSTNAME": "mysql-1", "SCRIPTS": str(scripts), **env}
+    argv = ["bash", "-c", f'source "{scripts / script}"\n{call}']
+    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)

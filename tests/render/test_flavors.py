@@ -148,10 +148,11 @@ def test_scripts_ship_untemplated_and_are_run_with_bash(flavor: str) -> None:
 
 
 def test_mysql_sidecar_replicates_from_pod_zero_and_opens_no_backup_port(mysql_docs: list[Doc]) -> None:
-    """Replicas point at mysql-0.mysql; MySQL donors serve clones on 3306, so no port 3307."""
+    """Replicas point at mysql-0 by a name the certificate covers (TLS is on by default); MySQL
+    donors serve clones on 3306, so no port 3307."""
     spec = sts_spec(mysql_docs)
     sidecar = container(spec, "sidecar")
-    assert env(sidecar)["PRIMARY_HOST"]["value"] == "mysql-0.mysql"
+    assert env(sidecar)["PRIMARY_HOST"]["value"] == "mysql-0.mysql.default.svc"
     assert "ports" not in sidecar
     assert "BACKUP_TOKEN" not in env(sidecar)
     assert [c["name"] for c in spec["initContainers"]] == ["init-config", "clone"]
@@ -162,7 +163,7 @@ def test_mariadb_sidecar_serves_backups_on_3307_with_the_token(mariadb_docs: lis
     """MariaDB donors stream mariadb-backup from the sidecar, to peers that know the backup token."""
     spec = sts_spec(mariadb_docs)
     sidecar = container(spec, "sidecar")
-    assert env(sidecar)["PRIMARY_HOST"]["value"] == "mysql-0.mysql"
+    assert env(sidecar)["PRIMARY_HOST"]["value"] == "mysql-0.mysql.default.svc"
     assert sidecar["ports"] == [{"name": "backup", "containerPort": 3307}]
     assert env(sidecar)["BACKUP_TOKEN"]["valueFrom"] == {
         "secretKeyRef": {"name": "mysql", "key": "backup-token"}

@@ -21,6 +21,7 @@ def test_install_named_mysql_gives_the_documented_objects(mysql_docs: list[Doc])
         "Pod/mysql-test-replication",
         "PodDisruptionBudget/mysql",
         "Secret/mysql",
+        "Secret/mysql-tls",
         "Service/mysql",
         "Service/mysql-primary",
         "Service/mysql-read",
@@ -98,9 +99,10 @@ def test_secret_holds_every_password_and_the_backup_token(mysql_docs: list[Doc])
 
 
 def test_existing_secret_replaces_the_chart_secret() -> None:
-    """With auth.existingSecret no Secret is rendered and every reference points at it."""
+    """With auth.existingSecret no password Secret is rendered (the TLS one stays) and every
+    password reference points at it."""
     docs = render({"auth": {"existingSecret": "db-creds"}})
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert names([d for d in docs if d["kind"] == "Secret"]) == ["Secret/mysql-tls"]
     refs = {
         e["valueFrom"]["secretKeyRef"]["name"]
         for d in docs

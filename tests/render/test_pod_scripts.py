@@ -14,17 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .render import Doc, find, render
+from .render import Doc, chart_files, find, render, run_function
 
 pytestmark = pytest.mark.render
-
-
-def chart_files(docs: list[Doc], dest: Path) -> Path:
-    """The release ConfigMap's files written into dest (created), as a pod's volume holds them."""
-    dest.mkdir(parents=True)
-    for name, text in find(docs, "ConfigMap", "mysql")["data"].items():
-        (dest / name).write_text(text)
-    return dest
 
 
 def stand_in_server(bin_dir: Path, flavor: str, version: str) -> Path:
@@ -35,15 +27,6 @@ def stand_in_server(bin_dir: Path, flavor: str, version: str) -> Path:
     binary.write_text(f"#!/bin/sh\necho '{name}  Ver {version} for Linux on x86_64'\n")
     binary.chmod(0o755)
     return bin_dir
-
-
-def run_function(
-    scripts: Path, script: str, call: str, env: dict[str, str], timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    """Source scripts/script (its main does not run when sourced) and run `call` in the same shell."""
-    full_env = {"PATH": os.environ["PATH"], "HOSTNAME": "mysql-1", "SCRIPTS": str(scripts), **env}
-    argv = ["bash", "-c", f'source "{scripts / script}"\n{call}']
-    return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def check_datadir(
@@ -222,7 +205,7 @@ def test_backup_port_gives_a_silent_peer_5_seconds_and_serves_4_connections_at_o
     assert result.returncode != 0 and result.stdout == "ERR no token\n", result
     assert 4.5 <= seconds < 8, f"closed after {seconds:.1f}s"
     sidecar = find(mariadb_docs, "ConfigMap", "mysql")["data"]["sidecar.sh"]
-    assert 'fork,max-children=$BACKUP_MAX_CONNECTIONS' in sidecar
+    assert "fork,max-children=$BACKUP_MAX_CONNECTIONS" in sidecar
     assert "BACKUP_MAX_CONNECTIONS=4\n" in sidecar
 
 

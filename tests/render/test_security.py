@@ -14,6 +14,7 @@ from .render import (
     Doc,
     containers,
     env,
+    find,
     pod_specs,
     render,
     render_text,
@@ -93,7 +94,7 @@ def test_no_password_literal_outside_the_secret_data() -> None:
     for secret in (root, user):
         assert secret not in text
     docs = render(values)
-    secret = next(d for d in docs if d["kind"] == "Secret")
+    secret = find(docs, "Secret", "mysql")
     assert base64.b64decode(secret["data"]["mysql-root-password"]).decode() == root
     generated = [base64.b64decode(v).decode() for v in secret["data"].values()]
     for d in docs:

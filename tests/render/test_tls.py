@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .render import FLAVORS, Doc, container, env, find, pod_specs, render
-from .test_pod_scripts import chart_files, run_function
+from .render import FLAVORS, Doc, chart_files, container, env, find, pod_specs, render, run_function
 
 pytestmark = pytest.mark.render
 
@@ -32,12 +31,24 @@ def openssl(*args: str, stdin: bytes) -> str:
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
-def test_tls_is_off_by_default_and_nothing_of_it_renders(flavor: str) -> None:
-    docs = render({"flavor": flavor})
-    assert not [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "mysql-tls"]
-    for pod, spec in pod_specs(docs):
+def test_tls_is_on_by_default_and_off_renders_nothing_of_it(flavor: str) -> None:
+    """Since 0.9.0 every server container gets the certificate by default; tls.enabled=false
+    renders no Secret, no TLS_DIR and peers by their short names. A fresh render (helm template,
+    or an install: nothing runs yet) has no switch-over."""
+    on = render({"flavor": flavor})
+    find(on, "Secret", "mysql-tls")
+    sts = dict(pod_specs(on))["mysql"]
+    for name in SERVER_CONTAINERS:
+        assert env(container(sts, name))["TLS_DIR"]["value"] == TLS_DIR, name
+        assert "TLS_SWITCHOVER" not in env(container(sts, name)), name
+    off = render({"flavor": flavor, "tls": {"enabled": False}})
+    assert not [d for d in off if d["kind"] == "Secret" and d["metadata"]["name"] == "mysql-tls"]
+    for pod, spec in pod_specs(off):
         for c in spec.get("initContainers", []) + spec["containers"]:
             assert "TLS_DIR" not in env(c), f"{pod}/{c['name']}"
+    assert (
+        env(container(dict(pod_specs(off))["mysql"], "sidecar"))["PRIMARY_HOST"]["value"] == "mysql-0.mysql"
+    )
 
 
 def test_the_generated_certificate_names_every_pod_and_service_and_chains_to_the_ca(tmp_path: Path) -> None:
@@ -98,3 +109,33 @@ def test_the_server_presents_the_certificate_and_peers_verify_it(flavor: str, tm
     assert {verify, f"--ssl-ca={TLS_DIR}/ca.crt"} <= set(args.stdout.split()), args.stdout
     assert run_function(scripts, "init-config.sh", "tls_cnf", base).stdout == ""
     assert run_function(scripts, "lib.sh", "tls_client_args", base).stdout == ""
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_during_a_switch_over_peers_are_verified_once_the_pod_has_seen_the_primary_verify(
+    flavor: str, tmp_path: Path
+) -> None:
+    """TLS_SWITCHOVER (an upgrade that turns TLS on): until the pod's volume records a verified
+    primary, connections to peers are made as before TLS (no client TLS options, no clone CA);
+    once recorded, they verify again, whatever TLS_SWITCHOVER says."""
+    scripts = chart_files(tls_docs(flavor), tmp_path / "scripts")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    base = {"FLAVOR": flavor, "TLS_DIR": TLS_DIR, "DATA_ROOT": str(volume)}
+    check = "tls_client_args; tls_verifying && echo verifying || echo pending"
+    clone_ca = 'source "$SCRIPTS/clone-mysql.sh"; clone_tls_sql; echo done'  # clone.sh sources both
+    assert run_function(scripts, "lib.sh", check, {**base, "TLS_SWITCHOVER": "1"}).stdout == "pending\n"
+    if flavor == "mysql":
+        assert (
+            run_function(scripts, "clone-mysql.sh", "clone_tls_sql", {**base, "TLS_SWITCHOVER": "1"}).stdout
+            == ""
+        )
+    (volume / "chart-tls-verified").write_text("verified mysql-0.mysql.db.svc\n")
+    for extra in ({"TLS_SWITCHOVER": "1"}, {}):
+        out = run_function(scripts, "lib.sh", check, {**base, **extra}).stdout
+        assert out.endswith("verifying\n") and f"--ssl-ca={TLS_DIR}/ca.crt" in out, out
+    (volume / "chart-tls-verified").unlink()
+    assert run_function(scripts, "lib.sh", check, base).stdout.endswith("verifying\n")
+    if flavor == "mysql":
+        sql = run_function(scripts, "lib.sh", clone_ca, base).stdout
+        assert sql == f"SET GLOBAL clone_ssl_ca = '{TLS_DIR}/ca.crt';\ndone\n"
