@@ -88,7 +88,7 @@ test-faults: venv ## the fault matrix, then the node faults, under write load, p
 	$(MAKE) nodes
 
 lint: venv chart-lint ## ruff and shellcheck; helm lint, ct lint, kube-score and the README table (chart-lint)
-	$(VENV)/bin/ruff check tests
+	$(VENV)/bin/ruff check tests bench
 	shellcheck -x ci/*.sh ci/files/*.sh chart/files/*.sh
 
 # --- chart repository (issue 5): package, lint, install from a repository -------------------------
@@ -121,3 +121,12 @@ repo-e2e: venv cluster images ## install from a chart repository over HTTP and O
 	bash ci/tools.sh helm
 	bash ci/repo-tools.sh crane
 	$(call per_flavor,-m repo tests/repo)
+
+# --- benchmark (issue 12): not part of `make test` ------------------------------------------------
+.PHONY: bench
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	touch $@
+
+bench: venv cluster images $(VENV)/.bench-installed ## the chart against the tutorial and the machine's limits, figures as ratios (QUICK=1: under 10 min; FLAVOR= picks one)
+	$(VENV)/bin/python bench/run.py $(if $(QUICK),--quick) $(if $(FLAVOR),--flavors $(FLAVOR))

@@ -14,7 +14,11 @@
 #   mysql-chart.local/mysqld-exporter:0.17.2
 #                                      Prometheus mysqld_exporter from trixie's package: its binary
 #                                      and glibc, run as nobody (the metrics sidecar)
-# usage: db-images.sh [build|busybox|mysql|mariadb|exporter|load CLUSTER]   (default: build)
+#   mysql-chart.local/bench:trixie-1   sysbench, fio, iperf3, the MariaDB client and python3-pymysql
+#                                      from trixie: the load and limits of `make bench` (built by
+#                                      `bench` only, never by `build`: the tests do not use it)
+# usage: db-images.sh [build|busybox|mysql|mariadb|exporter|bench|load CLUSTER [IMAGE...]]
+#   (default: build; load without IMAGEs loads the images `build` makes)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOCAL=mysql-chart.local
@@ -24,6 +28,8 @@ MARIADB_IMAGE=$LOCAL/mariadb:$MARIADB_SERIES
 MARIADB_PREVIOUS_IMAGE=$LOCAL/mariadb:$MARIADB_PREVIOUS_SERIES
 BUSYBOX_IMAGE=$LOCAL/busybox:1.35
 EXPORTER_IMAGE=$LOCAL/mysqld-exporter:$EXPORTER_VERSION
+BENCH_IMAGE=$LOCAL/bench:$BENCH_SUITE-$BENCH_RECIPE
+BENCH_PKGS=sysbench,fio,iperf3,mariadb-client,python3,python3-pymysql,ca-certificates,coreutils,bash
 MIRROR=http://deb.debian.org/debian
 MYSQL_PKGS=mysql-server-core,mysql-client-core,bash,coreutils,tzdata
 # What the second MySQL build adds: tools for looking into a running pod.
@@ -196,6 +202,33 @@ build_exporter() {
   log "image $EXPORTER_IMAGE: built"
 }
 
+# usage: build_bench_rootfs OUTDIR -> OUTDIR/rootfs.tar: a minimal trixie with the bench's tools
+build_bench_rootfs() {
+  local out=$1 r=$1/rootfs tool
+  debootstrap_root "$r" "$BENCH_SUITE" "$BENCH_PKGS"
+  for tool in sysbench fio iperf3 mariadb python3; do
+    chroot "$r" "$tool" --version >/dev/null 2>&1 || die "bench image: $tool does not run"
+  done
+  log "bench image: $(chroot "$r" sysbench --version), $(chroot "$r" fio --version), $(chroot "$r" iperf3 --version | head -n 1)"
+  mkdir -p "$r/work" && chmod 1777 "$r/work"
+  trim_rootfs "$r"
+  tar -C "$r" -cf "$out/rootfs.tar" .
+  rm -rf "$r"
+}
+
+build_bench() {
+  local dir=$CACHE/bench-rootfs-$BENCH_SUITE-$BENCH_RECIPE ctx
+  if image_exists "$BENCH_IMAGE"; then log "image $BENCH_IMAGE: present"; return 0; fi
+  step "bench-rootfs-$BENCH_SUITE-$BENCH_RECIPE" "$dir" build_bench_rootfs
+  ctx=$(mktemp -d)
+  ln "$dir/rootfs.tar" "$ctx/rootfs.tar" 2>/dev/null || cp "$dir/rootfs.tar" "$ctx/rootfs.tar"
+  printf '%s\n' 'FROM scratch' 'ADD rootfs.tar /' 'USER 65534:65534' 'WORKDIR /work' 'CMD ["sleep", "infinity"]' \
+    >"$ctx/Dockerfile"
+  docker_build "$BENCH_IMAGE" "$ctx"
+  rm -rf "$ctx"
+  log "image $BENCH_IMAGE: built"
+}
+
 # usage: missing_on NODE -> the images of IMAGE_IDS (image -> its ID here) that NODE's containerd
 # lacks, or holds another build of
 missing_on() {
@@ -212,8 +245,9 @@ missing_on() {
 # only for what it runs (`kind load docker-image` unpacks every image on every node).
 load() {
   local cluster=${1:?cluster name} node img start=$SECONDS archive pid rc=0 left
-  local images=("$MYSQL_IMAGE" "$MYSQL_IMAGE_ALT" "$MARIADB_IMAGE" "$MARIADB_PREVIOUS_IMAGE" "$BUSYBOX_IMAGE"
-    "$EXPORTER_IMAGE")
+  local images=("${@:2}")
+  ((${#images[@]} > 0)) || images=("$MYSQL_IMAGE" "$MYSQL_IMAGE_ALT" "$MARIADB_IMAGE" "$MARIADB_PREVIOUS_IMAGE"
+    "$BUSYBOX_IMAGE" "$EXPORTER_IMAGE")
   local -a nodes lacks targets=() missing=() pids=()
   local -A IMAGE_IDS=()
   for img in "${images[@]}"; do IMAGE_IDS[$img]=$(docker image inspect -f '{{.Id}}' "$img"); done
@@ -255,10 +289,11 @@ main() {
     build) build_busybox; build_mysql; build_mariadb; build_exporter ;;
     busybox) build_busybox ;;
     exporter) build_exporter ;;
+    bench) build_bench ;;
     mysql) build_mysql ;;
     mariadb) build_mariadb ;;
     load) shift; load "$@" ;;
-    *) die "usage: db-images.sh [build|busybox|mysql|mariadb|exporter|load CLUSTER]" ;;
+    *) die "usage: db-images.sh [build|busybox|mysql|mariadb|exporter|bench|load CLUSTER [IMAGE...]]" ;;
   esac
 }
 
