@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import Cluster
@@ -257,10 +258,12 @@ class BenchPod:
         return self.kube.core.read_namespaced_pod(self.name, self.namespace).status.pod_ip
 
     def run(self, argv: Sequence[str], timeout: float = 600) -> str:
+        # An API client of its own per command: the exec stream patches the client it runs on,
+        # and two at once (load and heartbeat) would leave the shared one patched for good.
+        api = ApiClient(configuration=self.kube.api.configuration)
+        kube = Kube(api=api, core=CoreV1Api(api), apps=self.kube.apps, networking=self.kube.networking)
         return (
-            exec_in_pod(self.kube, self.namespace, self.name, argv, container="bench", timeout=timeout)
-            .ok()
-            .stdout
+            exec_in_pod(kube, self.namespace, self.name, argv, container="bench", timeout=timeout).ok().stdout
         )
 
     # --- sysbench ------------------------------------------------------------------------------------
@@ -276,11 +279,14 @@ class BenchPod:
             f"--mysql-user={USER}",
             f"--mysql-password={PASSWORD}",
             f"--mysql-db={db}",
-            "--mysql-ssl=on",
             *args,
             command,
         ]
-        return self.run(argv, timeout=timeout)
+        # No --mysql-ssl: sysbench 1.0 then wants client-key.pem & co. in its working directory.
+        out = self.run(argv, timeout=timeout)
+        if "FATAL" in out:  # a failed prepare with several threads can still exit 0
+            raise RuntimeError(f"sysbench {test} {command} on {host}: {out[-2000:]}")
+        return out
 
     def prepare(self, host: str, db: str, tables: int, rows: int) -> None:
         start = time.monotonic()

@@ -114,7 +114,7 @@ def plots(results: dict[str, Any], base: Path) -> list[Path]:
         lag = _get(figs, f"chart-{flavor}", "writes_semisync", "lag") or {}
         data = [[a for ages in v["ages"].values() for a in ages] for v in lag.values()]
         if data:
-            ax.boxplot(data, labels=list(lag), whis=(1, 99), showfliers=False)
+            ax.boxplot(data, tick_labels=list(lag), whis=(1, 99), showfliers=False)
         ax.set_title(f"replica data age under load, chart ({flavor})")
         ax.set_xlabel("share of the saturated write rate")
         ax.set_ylabel("seconds (whiskers p1-p99)")

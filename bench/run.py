@@ -191,7 +191,7 @@ def run_flavor(
     # The air-gapped values files follow the settings' flavor.
     cluster = dataclasses.replace(cluster, settings=dataclasses.replace(cluster.settings, flavor=flavor))
     values = [str(p) for p in cluster.values_files]
-    chart_values = {"flavor": flavor}
+    chart_values: dict[str, str] = {}
     with_tutorial = flavor == "mariadb"
     setups: list[Setup] = []
     chart = Setup(
