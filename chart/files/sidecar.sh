@@ -237,6 +237,19 @@ full_volume_error() {
 # MiB that must be free again before an applier a full volume stopped is started again.
 RESUME_ROOM_MIB=${RESUME_ROOM_MIB:-16}
 
+# usage: warn_if_volume_full -- says once, while the volume has less than RESUME_ROOM_MIB free, that it
+# is full: before any query, since a server waiting for room can hold the status queries meanwhile
+warn_if_volume_full() {
+  local free
+  free=$(free_kib) || return 0
+  if ((free >= RESUME_ROOM_MIB * 1024)); then
+    VOLUME_FULL_SAID=0
+  elif ((!${VOLUME_FULL_SAID:-0})); then
+    warn "the volume is full (${free} KiB free): the server cannot write until room is made (grow the claim or free space)"
+    VOLUME_FULL_SAID=1
+  fi
+}
+
 # usage: resume_after_full_volume SQL_RUNNING ERRNO ERROR -- an SQL thread that stopped because the
 # volume was full is started again once RESUME_ROOM_MIB are free (the server itself waits for room
 # only in the I/O thread). A thread stopped by hand or on any other error is left to a human.
@@ -293,6 +306,7 @@ monitor() {
       log "TLS switch-over: the primary presents the release's certificate; replicating over verified TLS from now on"
       configure_replication
     fi
+    warn_if_volume_full
     check_errant
     status=$(replica_status local_sql root "$MYSQL_ROOT_PASSWORD" 2>/dev/null) || continue
     read -r _io sqlt _lag errno error <<<"${status:-x x x 0}"
