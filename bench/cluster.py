@@ -19,7 +19,6 @@ from pathlib import Path
 
 import yaml
 from kubernetes.client import ApiClient, CoreV1Api
-from kubernetes.client.exceptions import ApiException
 
 from harness.cluster import Cluster
 from harness.db import FLAVORS
@@ -37,21 +36,16 @@ USER, PASSWORD = "bench", "bench-load-only"
 SELECTOR = "app.kubernetes.io/name=mysql"
 
 
-def ready_count(kube: Kube, namespace: str, selector: str = SELECTOR) -> int:
-    """How many of the namespace's server pods are Ready now."""
-    return sum(
-        pod_is_ready(p) for p in kube.pods(namespace, selector) if p.metadata.name.startswith("mysql-")
-    )
+def seconds_until_settled(kube: Kube, namespace: str, replicas: int, start: float) -> float:
+    """Seconds from `start` (time.monotonic) until the namespace has exactly `replicas` server pods,
+    every one Ready (polled every 0.5 s)."""
 
+    def settled() -> bool | Pending:
+        pods = [p for p in kube.pods(namespace, SELECTOR) if p.metadata.name.startswith("mysql-")]
+        ready = sum(pod_is_ready(p) for p in pods)
+        return (len(pods) == replicas and ready == replicas) or Pending(f"{ready}/{len(pods)} Ready")
 
-def seconds_until_ready(kube: Kube, namespace: str, count: int, start: float, timeout: float = 1200) -> float:
-    """Seconds from `start` (time.monotonic) until `count` server pods are Ready (polled every 0.5 s)."""
-
-    def check() -> bool | Pending:
-        n = ready_count(kube, namespace)
-        return n >= count or Pending(f"{n}/{count} Ready")
-
-    wait_until(check, timeout=timeout, interval=0.5, what=f"{count} pods Ready in {namespace}")
+    wait_until(settled, timeout=1200, interval=0.5, what=f"{namespace} at {replicas} Ready pods")
     return time.monotonic() - start
 
 
@@ -100,22 +94,13 @@ class Setup:
                 "apply", "-n", self.namespace, "-f", "-", input=tutorial_manifests(self.cluster)
             )
             want = 3
-        return seconds_until_ready(self.kube, self.namespace, want, start)
+        return seconds_until_settled(self.kube, self.namespace, want, start)
 
     def scale(self, replicas: int) -> float:
         """`kubectl scale` the StatefulSet; returns seconds until `replicas` pods are Ready."""
         start = time.monotonic()
         self.cluster.kubectl("scale", "-n", self.namespace, "statefulset/mysql", f"--replicas={replicas}")
-
-        def settled() -> bool | Pending:
-            pods = [
-                p for p in self.kube.pods(self.namespace, SELECTOR) if p.metadata.name.startswith("mysql-")
-            ]
-            ready = sum(pod_is_ready(p) for p in pods)
-            return (len(pods) == replicas and ready == replicas) or Pending(f"{ready}/{len(pods)} Ready")
-
-        wait_until(settled, timeout=1200, interval=0.5, what=f"{self.namespace} at {replicas} Ready pods")
-        return time.monotonic() - start
+        return seconds_until_settled(self.kube, self.namespace, replicas, start)
 
     def delete(self) -> None:
         delete_namespace(self.kube, self.namespace)
@@ -200,7 +185,7 @@ class BenchPod:
                 "metadata": {"name": f"{self.name}-files"},
                 "data": {"heartbeat.py": (BENCH / "files" / "heartbeat.py").read_text()},
             },
-        ) if not self._has_config_map() else None
+        )
         volumes = [{"name": "files", "configMap": {"name": f"{self.name}-files"}}]
         mounts = [{"name": "files", "mountPath": "/bench"}]
         if claim:
@@ -244,15 +229,6 @@ class BenchPod:
 
         wait_until(running, timeout=300, interval=1, what=f"bench pod {self.namespace}/{self.name}")
         return self
-
-    def _has_config_map(self) -> bool:
-        try:
-            self.kube.core.read_namespaced_config_map(f"{self.name}-files", self.namespace)
-            return True
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
 
     def ip(self) -> str:
         return self.kube.core.read_namespaced_pod(self.name, self.namespace).status.pod_ip

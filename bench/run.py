@@ -124,7 +124,7 @@ def measure_limits(kube: Kube, namespace: str, plan: Plan) -> dict[str, float]:
     return {"disk_bytes_per_s": disk, "network_bytes_per_s": net, "limit_bytes_per_s": min(disk, net)}
 
 
-def scale_out(setup: Setup, pod: BenchPod) -> dict[str, object]:
+def scale_out(setup: Setup) -> dict[str, object]:
     """`kubectl scale` 3 -> 5 with the data in place: seconds, and each clone's throughput."""
     primary_bytes = setup.datadir_bytes(0)
     seconds = setup.scale(5)
@@ -191,7 +191,6 @@ def run_flavor(
     # The air-gapped values files follow the settings' flavor.
     cluster = dataclasses.replace(cluster, settings=dataclasses.replace(cluster.settings, flavor=flavor))
     values = [str(p) for p in cluster.values_files]
-    chart_values: dict[str, str] = {}
     with_tutorial = flavor == "mariadb"
     setups: list[Setup] = []
     chart = Setup(
@@ -201,7 +200,7 @@ def run_flavor(
         f"bench-{tag}-{flavor}",
         "/var/lib/mysql/data",
         "clone",
-        release=chart_release(cluster, kube, f"bench-{tag}-{flavor}", flavor, **chart_values),
+        release=chart_release(cluster, kube, f"bench-{tag}-{flavor}", flavor),
     )
     setups.append(chart)
     if with_tutorial:
@@ -222,7 +221,7 @@ def run_flavor(
         pods[s.name].prepare(s.host(0), "sbtest", plan.tables, plan.rows)
         wait_replicas_current(s, pods[s.name], [s.host(1), s.host(2)])
     for s in setups:
-        fig[s.name]["scale"] = scale_out(s, pods[s.name])
+        fig[s.name]["scale"] = scale_out(s)
         s.scale(3)
     # Writes: the chart with semi-sync (its default), the tutorial, the chart without semi-sync.
     fig[chart.name]["writes_semisync"] = write_figures(chart, pods[chart.name], plan, lag_levels=plan.levels)
@@ -244,9 +243,7 @@ def run_flavor(
         f"bench-{tag}-{flavor}-single",
         "/var/lib/mysql/data",
         "clone",
-        release=chart_release(
-            cluster, kube, f"bench-{tag}-{flavor}-single", flavor, replicaCount="1", **chart_values
-        ),
+        release=chart_release(cluster, kube, f"bench-{tag}-{flavor}-single", flavor, replicaCount="1"),
     )
     single.create_namespace()
     fig.setdefault(single.name, {})["install_seconds"] = single.install()
