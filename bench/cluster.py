@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -49,6 +49,34 @@ def seconds_until_settled(kube: Kube, namespace: str, replicas: int, start: floa
     return time.monotonic() - start
 
 
+def pod_timeline(kube: Kube, namespace: str, pod: str, start: datetime) -> dict[str, float]:
+    """When each step of a pod's start happened, seconds after `start`: created, scheduled, every
+    init container's start and end, the server container's start, the server's last "ready for
+    connections" line (log timestamps, sub-second) and Ready. Kubernetes' own times are whole
+    seconds."""
+    p = kube.core.read_namespaced_pod(pod, namespace)
+
+    def rel(t: datetime | None) -> float | None:
+        return None if t is None else round((t - start).total_seconds(), 1)
+
+    events: dict[str, float | None] = {"created": rel(p.metadata.creation_timestamp)}
+    conditions = {c.type: c for c in p.status.conditions or [] if c.status == "True"}
+    events["scheduled"] = rel(getattr(conditions.get("PodScheduled"), "last_transition_time", None))
+    for s in p.status.init_container_statuses or []:
+        if s.state.terminated is not None:
+            events[f"{s.name} start"] = rel(s.state.terminated.started_at)
+            events[f"{s.name} end"] = rel(s.state.terminated.finished_at)
+    for s in p.status.container_statuses or []:
+        if s.name == "mysql" and s.state.running is not None:
+            events["mysql start"] = rel(s.state.running.started_at)
+    text = kube.core.read_namespaced_pod_log(pod, namespace, container="mysql", timestamps=True)
+    accepting = [ln.split(" ", 1)[0] for ln in text.splitlines() if "ready for connections" in ln]
+    if accepting:
+        events["accepting"] = rel(datetime.fromisoformat(accepting[-1].replace("Z", "+00:00")))
+    events["ready"] = rel(getattr(conditions.get("Ready"), "last_transition_time", None))
+    return {k: v for k, v in events.items() if v is not None}
+
+
 def log_span(kube: Kube, namespace: str, pod: str, container: str) -> float:
     """Seconds between the first and the last line a container logged (kubelet timestamps, ns)."""
     text = kube.core.read_namespaced_pod_log(pod, namespace, container=container, timestamps=True)
@@ -70,7 +98,7 @@ class Setup:
     datadir: str  # the server's datadir inside its `mysql` container
     clone_container: str  # the init container that copies a peer's data
     release: Release | None = None  # the chart's release; None for the tutorial
-    figures: dict[str, object] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))  # the last install or scale
 
     def host(self, ordinal: int) -> str:
         return f"mysql-{ordinal}.mysql"
@@ -83,7 +111,7 @@ class Setup:
 
     def install(self) -> float:
         """Create the servers; returns seconds until 3 (or the release's count) pods are Ready."""
-        start = time.monotonic()
+        start, self.started = time.monotonic(), datetime.now(UTC)
         if self.release is not None:
             self.release.helm(
                 "install", self.release.name, str(self.release.chart), *self.release._values_args()
@@ -98,9 +126,16 @@ class Setup:
 
     def scale(self, replicas: int) -> float:
         """`kubectl scale` the StatefulSet; returns seconds until `replicas` pods are Ready."""
-        start = time.monotonic()
+        start, self.started = time.monotonic(), datetime.now(UTC)
         self.cluster.kubectl("scale", "-n", self.namespace, "statefulset/mysql", f"--replicas={replicas}")
         return seconds_until_settled(self.kube, self.namespace, replicas, start)
+
+    def timeline(self, ordinals: Sequence[int]) -> dict[str, dict[str, float]]:
+        """pod_timeline of each pod, after the last install or scale."""
+        return {
+            f"mysql-{i}": pod_timeline(self.kube, self.namespace, f"mysql-{i}", self.started)
+            for i in ordinals
+        }
 
     def delete(self) -> None:
         delete_namespace(self.kube, self.namespace)

@@ -134,8 +134,14 @@ def scale_out(setup: Setup) -> dict[str, object]:
         clones.append(
             {"pod": f"mysql-{ordinal}", "bytes": copied, "seconds": took, "bytes_per_s": copied / took}
         )
-    log.info("%s: scale 3 -> 5 in %.1fs; clones %s", setup.name, seconds, clones)
-    return {"primary_datadir_bytes": primary_bytes, "seconds": seconds, "clones": clones}
+    timeline = setup.timeline((3, 4))
+    log.info("%s: scale 3 -> 5 in %.1fs; clones %s; %s", setup.name, seconds, clones, timeline)
+    return {
+        "primary_datadir_bytes": primary_bytes,
+        "seconds": seconds,
+        "clones": clones,
+        "timeline": timeline,
+    }
 
 
 def wait_replicas_current(setup: Setup, pod: BenchPod, replicas: list[str]) -> None:
@@ -214,7 +220,13 @@ def run_flavor(
     for s in setups:
         s.create_namespace()
         fig.setdefault(s.name, {})["install_seconds"] = s.install()
-        log.info("%s: install -> 3 Ready in %.1fs", s.name, fig[s.name]["install_seconds"])
+        fig[s.name]["install_timeline"] = s.timeline(range(3))
+        log.info(
+            "%s: install -> 3 Ready in %.1fs; %s",
+            s.name,
+            fig[s.name]["install_seconds"],
+            fig[s.name]["install_timeline"],
+        )
         s.prepare_accounts()
         pods[s.name] = BenchPod(kube, s.namespace).create()
         pods[s.name].prepare(s.host(0), "sbwrite", WRITE_TABLES, WRITE_ROWS)
