@@ -49,11 +49,35 @@ def seconds_until_settled(kube: Kube, namespace: str, replicas: int, start: floa
     return time.monotonic() - start
 
 
-def pod_timeline(kube: Kube, namespace: str, pod: str, start: datetime) -> dict[str, float]:
+# Log lines of the chart's clone container that split its time into the copy and what surrounds it
+# (donor checks before; prepare, for MariaDB, after): event -> (container, regex).
+CHART_MARKERS = {
+    "copy start": ("clone", r"receiving the stream|cloning from .*clone plugin"),
+    "copy end": ("clone", r"stream complete|clone from \S+ complete"),
+}
+
+
+def first_log_time(kube: Kube, namespace: str, pod: str, container: str, pattern: str) -> datetime | None:
+    """The kubelet timestamp of the first line of a container's log that matches `pattern`."""
+    text = kube.core.read_namespaced_pod_log(pod, namespace, container=container, timestamps=True)
+    for line in text.splitlines():
+        stamp, _, rest = line.partition(" ")
+        if re.search(pattern, rest):
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return None
+
+
+def pod_timeline(
+    kube: Kube,
+    namespace: str,
+    pod: str,
+    start: datetime,
+    markers: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, float]:
     """When each step of a pod's start happened, seconds after `start`: created, scheduled, every
     init container's start and end, the server container's start, the server's last "ready for
-    connections" line (log timestamps, sub-second) and Ready. Kubernetes' own times are whole
-    seconds."""
+    connections" line (log timestamps, sub-second), each of `markers` found, and Ready. Kubernetes'
+    own times are whole seconds."""
     p = kube.core.read_namespaced_pod(pod, namespace)
 
     def rel(t: datetime | None) -> float | None:
@@ -66,6 +90,9 @@ def pod_timeline(kube: Kube, namespace: str, pod: str, start: datetime) -> dict[
         if s.state.terminated is not None:
             events[f"{s.name} start"] = rel(s.state.terminated.started_at)
             events[f"{s.name} end"] = rel(s.state.terminated.finished_at)
+    for event, (container, pattern) in (markers or {}).items():
+        if any(s.name == container for s in p.status.init_container_statuses or []):
+            events[event] = rel(first_log_time(kube, namespace, pod, container, pattern))
     for s in p.status.container_statuses or []:
         if s.name == "mysql" and s.state.running is not None:
             events["mysql start"] = rel(s.state.running.started_at)

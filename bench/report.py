@@ -99,6 +99,58 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def steps(timeline: dict[str, float]) -> dict[str, float | None]:
+    """One pod's start as durations (s): scheduling (its claim provisioned), the sandbox and volumes
+    until the first init container, the init containers, the server until it accepts connections,
+    and the probes until Ready."""
+    inits = sorted(
+        {k.rsplit(" ", 1)[0] for k in timeline if k.endswith(" end")}, key=lambda n: timeline[f"{n} start"]
+    )
+
+    def span(a: str | None, b: str) -> float | None:
+        return round(timeline[b] - timeline[a], 1) if a in timeline and b in timeline else None
+
+    first = f"{inits[0]} start" if inits else "mysql start"
+    out: dict[str, float | None] = {
+        "scheduling": span("created", "scheduled"),
+        "to first container": span("scheduled", first),
+    }
+    for name in inits:
+        out[name] = span(f"{name} start", f"{name} end")
+        if name == "clone" and "copy start" in timeline:  # the chart's clone: the copy inside it
+            out["clone: copy"] = span("copy start", "copy end")
+    out["server start"] = span("mysql start", "accepting")
+    out["probes to Ready"] = span("accepting", "ready")
+    out["total"] = span("created", "ready")
+    return out
+
+
+def timelines(results: dict[str, Any]) -> str:
+    """Where install and scale-out time goes, per pod and step (pods start one after another)."""
+    lines = ["", "**Where the time goes** (seconds per pod; Kubernetes' times are whole seconds)", ""]
+    for figs in results["figures"].values():
+        for setup, f in figs.items():
+            for op, tl in (
+                ("install", _get(f, "install_timeline")),
+                ("scale 3 → 5", _get(f, "scale", "timeline")),
+            ):
+                if not tl:
+                    continue
+                rows = {pod: steps(t) for pod, t in tl.items()}
+                cols = list(dict.fromkeys(k for r in rows.values() for k in r))
+                lines += [
+                    f"{setup}, {op}:",
+                    "",
+                    "| pod | " + " | ".join(cols) + " |",
+                    "|---|" + "---|" * len(cols),
+                ]
+                lines += [
+                    f"| {pod} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for pod, r in rows.items()
+                ]
+                lines.append("")
+    return "\n".join(lines)
+
+
 def plots(results: dict[str, Any], base: Path) -> list[Path]:
     """Lag distribution per load level and write throughput per setup, as PNGs."""
     import matplotlib
@@ -150,7 +202,9 @@ def write(path: Path) -> None:
     base = path.with_suffix("")
     md = base.with_suffix(".md")
     pngs = plots(results, base)
-    md.write_text(table(results) + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n")
+    md.write_text(
+        table(results) + timelines(results) + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in pngs) + "\n"
+    )
     shutil.copyfile(md, path.parent / "latest.md")
     print(md.read_text())
 

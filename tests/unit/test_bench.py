@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.cluster import lag_stats, parse_sysbench
-from bench.report import table
+from bench.report import steps, table, timelines
 from bench.run import ratios
 
 pytestmark = pytest.mark.unit
@@ -113,3 +113,41 @@ def test_the_table_shows_headlines_and_figures() -> None:
     assert "| scale 3 → 5 (s) | 30.0 | 40.0 | - |" in text
     assert "| lag at 50%: p50 / p99 / max (s) | 0.100 / 0.400 / 0.900 | - | - |" in text
     assert "volume writes 200 MB/s (fio), pod to pod 100 MB/s (iperf3)" in text
+
+
+TIMELINE = {
+    "created": 16.0,
+    "scheduled": 20.0,
+    "init-config start": 22.0,
+    "init-config end": 23.0,
+    "clone start": 24.0,
+    "clone end": 25.0,
+    "mysql start": 26.0,
+    "accepting": 29.3,
+    "ready": 31.0,
+}
+
+
+def test_a_pods_start_splits_into_its_steps() -> None:
+    assert steps(TIMELINE) == {
+        "scheduling": 4.0,
+        "to first container": 2.0,
+        "init-config": 1.0,
+        "clone": 1.0,
+        "server start": 3.3,
+        "probes to Ready": 1.7,
+        "total": 15.0,
+    }
+
+
+def test_a_step_the_pod_did_not_log_is_unknown_not_zero() -> None:
+    timeline = {k: v for k, v in TIMELINE.items() if k != "accepting"}
+    assert steps(timeline)["server start"] is None
+    r = results()
+    r["figures"]["mariadb"]["chart-mariadb"]["install_timeline"] = {"mysql-1": timeline}
+    assert "| mysql-1 | 4.0 | 2.0 | 1.0 | 1.0 | - | - | 15.0 |" in timelines(r)
+
+
+def test_the_charts_clone_shows_its_copy() -> None:
+    timeline = {**TIMELINE, "copy start": 24.2, "copy end": 24.7}
+    assert steps(timeline)["clone: copy"] == 0.5
