@@ -92,7 +92,7 @@ stream_from() {
   # half-closes and its -t timeout cannot cut a long stream. The donor closes when done; a donor
   # that sends nothing for STREAM_IDLE_SECONDS (frozen, partitioned) fails the clone (-T).
   if ! printf '%s\n' "${BACKUP_TOKEN:?BACKUP_TOKEN is required}" |
-    socat -t 5 -T "$STREAM_IDLE_SECONDS" 'STDIN,ignoreeof!!STDOUT' \
+    socat -b "$STREAM_BUFFER_BYTES" -t 5 -T "$STREAM_IDLE_SECONDS" 'STDIN,ignoreeof!!STDOUT' \
       "$connect,connect-timeout=10,keepalive,keepidle=60,keepintvl=10,keepcnt=6" |
     receive_stream "$STAGING"; then
     rc=1

@@ -286,7 +286,7 @@ serve_backups() {
   # certificate presented; the peer verifies it.
   [[ -z ${TLS_DIR:-} ]] ||
     listen="OPENSSL-LISTEN:$BACKUP_PORT,cert=$TLS_DIR/tls.crt,key=$TLS_DIR/tls.key,verify=0"
-  socat -d "$listen,reuseaddr,fork,max-children=$BACKUP_MAX_CONNECTIONS" \
+  socat -d -b "$STREAM_BUFFER_BYTES" "$listen,reuseaddr,fork,max-children=$BACKUP_MAX_CONNECTIONS" \
     EXEC:"bash $SCRIPTS/serve-backup.sh" &
   LISTENER_PID=$!
   log "serving backups to peers on port $BACKUP_PORT${TLS_DIR:+ (TLS)}"
