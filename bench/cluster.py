@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import ApiClient, CoreV1Api, DiscoveryV1Api
 
 from harness.cluster import Cluster
 from harness.db import FLAVORS
@@ -163,6 +163,26 @@ class Setup:
             f"mysql-{i}": pod_timeline(self.kube, self.namespace, f"mysql-{i}", self.started)
             for i in ordinals
         }
+
+    def wait_read_endpoints(self, pods: int) -> None:
+        """Until mysql-read's EndpointSlices list exactly `pods` ready addresses: a scale-in is
+        Ready-settled before the Service stops sending connections to the removed pods."""
+        discovery = DiscoveryV1Api(self.kube.api)
+
+        def listed() -> bool | Pending:
+            slices = discovery.list_namespaced_endpoint_slice(
+                self.namespace, label_selector="kubernetes.io/service-name=mysql-read"
+            ).items
+            ready = sum(
+                1
+                for sl in slices
+                for ep in sl.endpoints or []
+                if ep.conditions and ep.conditions.ready and not ep.conditions.terminating
+            )
+            total = sum(len(sl.endpoints or []) for sl in slices)
+            return (ready == total == pods) or Pending(f"{ready} ready of {total} endpoints")
+
+        wait_until(listed, timeout=300, interval=0.5, what=f"{self.namespace} mysql-read at {pods} endpoints")
 
     def delete(self) -> None:
         delete_namespace(self.kube, self.namespace)

@@ -182,6 +182,7 @@ def read_figures(setup: Setup, pod: BenchPod, plan: Plan) -> dict[str, float]:
     out = {}
     for pods in (3, 5, 1):
         setup.scale(pods)
+        setup.wait_read_endpoints(pods)
         r = pod.load(
             "mysql-read", "oltp_point_select", "sbwrite", plan.seconds, plan.threads, tables=WRITE_TABLES
         )
@@ -331,13 +332,14 @@ def main() -> int:
         limits.create_namespace()
         results["limits"] = measure_limits(kube, limits.namespace, plan)
         limits.delete()
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"{stamp}.json"
         for flavor in flavors:
             run_flavor(cluster, kube, flavor, plan, tag, results["figures"])
-        results["ratios"] = ratios(results)
-        results["seconds"] = round(time.monotonic() - started)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{stamp}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+            # Written after each flavor: a later failure keeps what was measured.
+            results["ratios"] = ratios(results)
+            results["seconds"] = round(time.monotonic() - started)
+            path.write_text(json.dumps(results, indent=2) + "\n")
     log.info("results: %s", path)
     report.write(path)
     print(json.dumps(results["ratios"], indent=2))

@@ -17,10 +17,12 @@ source "$SCRIPTS/clone-$FLAVOR.sh"
 # shellcheck source=recover.sh
 source "$SCRIPTS/recover.sh"
 
-CLONE_RETRY_SECONDS=${CLONE_RETRY_SECONDS:-10}
+# Short at first: a new pod's donor may have become Ready a moment before its sidecar serves
+# backups (MariaDB: connection refused), and pods start one after another.
+CLONE_RETRY_SECONDS=${CLONE_RETRY_SECONDS:-2}
 # Rounds over every donor before the container gives up (and restarts, visibly); the pause between
 # rounds doubles from CLONE_RETRY_SECONDS up to 5 minutes.
-CLONE_MAX_ROUNDS=${CLONE_MAX_ROUNDS:-12}
+CLONE_MAX_ROUNDS=${CLONE_MAX_ROUNDS:-14}
 
 # usage: donor_candidates ORDINAL -> peer ordinals in the order to try them
 donor_candidates() {
