@@ -37,7 +37,7 @@ from bench.cluster import (
     log,
 )
 from harness import cluster as harness_cluster
-from harness.kube import Kube
+from harness.kube import Kube, delete_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -334,12 +334,18 @@ def main() -> int:
         limits.delete()
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"{stamp}.json"
-        for flavor in flavors:
-            run_flavor(cluster, kube, flavor, plan, tag, results["figures"])
-            # Written after each flavor: a later failure keeps what was measured.
-            results["ratios"] = ratios(results)
-            results["seconds"] = round(time.monotonic() - started)
-            path.write_text(json.dumps(results, indent=2) + "\n")
+        try:
+            for flavor in flavors:
+                run_flavor(cluster, kube, flavor, plan, tag, results["figures"])
+                # Written after each flavor: a later failure keeps what was measured.
+                results["ratios"] = ratios(results)
+                results["seconds"] = round(time.monotonic() - started)
+                path.write_text(json.dumps(results, indent=2) + "\n")
+        finally:
+            # A failed run leaves no data behind: each run's volumes hold gigabytes.
+            for ns in kube.core.list_namespace().items:
+                if ns.metadata.name.startswith(f"bench-{tag}-"):
+                    delete_namespace(kube, ns.metadata.name)
     log.info("results: %s", path)
     report.write(path)
     print(json.dumps(results["ratios"], indent=2))
