@@ -158,9 +158,10 @@ class Setup:
         return seconds_until_settled(self.kube, self.namespace, replicas, start)
 
     def timeline(self, ordinals: Sequence[int]) -> dict[str, dict[str, float]]:
-        """pod_timeline of each pod, after the last install or scale."""
+        """pod_timeline of each pod, after the last install or scale (the chart's with its copy)."""
+        markers = CHART_MARKERS if self.release is not None else None
         return {
-            f"mysql-{i}": pod_timeline(self.kube, self.namespace, f"mysql-{i}", self.started)
+            f"mysql-{i}": pod_timeline(self.kube, self.namespace, f"mysql-{i}", self.started, markers)
             for i in ordinals
         }
 
