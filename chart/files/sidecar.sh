@@ -262,8 +262,9 @@ resume_after_full_volume() {
   free=$(free_kib)
   if ((free < RESUME_ROOM_MIB * 1024)); then
     if ((!${FULL_WARNED:-0})); then
-      warn "the volume is full (${free} KiB free): the SQL thread stopped (error $errno: ${error:0:300});" \
-        "it starts again once ${RESUME_ROOM_MIB} MiB are free (grow the claim or free space)"
+      # warn_if_volume_full has said that the volume is full; this says what it stopped.
+      warn "the SQL thread stopped on the full volume (${free} KiB free; error $errno: ${error:0:300});" \
+        "it starts again once ${RESUME_ROOM_MIB} MiB are free"
       FULL_WARNED=1
     fi
     return 0
@@ -358,7 +359,12 @@ main() {
   wait_for_server
   if ((ord != 0)); then
     configure_replication
+    if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
   else
+    # Backups are served first: the writes below wait for a replica's acknowledgement (semi-sync),
+    # up to its timeout when none is connected, as at install, where the first replica must clone
+    # from here before it can acknowledge anything.
+    if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
     # TLS switch-over: the primary is replaced last; every replica presents the certificate now.
     if [[ -n ${TLS_DIR:-} ]] && ! tls_verifying; then
       printf 'primary %s\n' "$(date -u +%FT%TZ)" >"$TLS_VERIFIED_MARK" ||
@@ -370,7 +376,6 @@ main() {
     HEARTBEAT_PID=$!
     log "writing the heartbeat every second"
   fi
-  if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
   monitor "$ord"
 }
 

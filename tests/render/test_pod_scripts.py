@@ -280,7 +280,8 @@ def test_the_sidecar_starts_again_only_an_sql_thread_a_full_volume_stopped(
     flavor: str, errno: str, error: str, room_mib: int, started: bool, tmp_path: Path
 ) -> None:
     """An applier stopped by a full volume is started again once RESUME_ROOM_MIB are free; one
-    stopped by hand or on another error is left alone; while the volume is full, the sidecar says so."""
+    stopped by hand or on another error is left alone; while the volume is full, the sidecar says what
+    it stopped (warn_if_volume_full has said that the volume is full)."""
     scripts = chart_files(render({"flavor": flavor}), tmp_path / "scripts")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -302,4 +303,5 @@ def test_the_sidecar_starts_again_only_an_sql_thread_a_full_volume_stopped(
         assert sent.strip() == statement
         assert "starting the SQL thread the full volume stopped" in result.stderr
     if room_mib > 1:
-        assert "the volume is full" in result.stderr and "starts again once" in result.stderr
+        assert "the SQL thread stopped on the full volume" in result.stderr
+        assert "starts again once" in result.stderr
