@@ -57,14 +57,15 @@ CHART_MARKERS = {
 }
 
 
-def first_log_time(kube: Kube, namespace: str, pod: str, container: str, pattern: str) -> datetime | None:
-    """The kubelet timestamp of the first line of a container's log that matches `pattern`."""
+def timed_log(kube: Kube, namespace: str, pod: str, container: str) -> list[tuple[datetime, str]]:
+    """A container's log as (kubelet timestamp, line) pairs."""
     text = kube.core.read_namespaced_pod_log(pod, namespace, container=container, timestamps=True)
+    pairs = []
     for line in text.splitlines():
         stamp, _, rest = line.partition(" ")
-        if re.search(pattern, rest):
-            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return None
+        if stamp:
+            pairs.append((datetime.fromisoformat(stamp.replace("Z", "+00:00")), rest))
+    return pairs
 
 
 def pod_timeline(
@@ -90,28 +91,32 @@ def pod_timeline(
         if s.state.terminated is not None:
             events[f"{s.name} start"] = rel(s.state.terminated.started_at)
             events[f"{s.name} end"] = rel(s.state.terminated.finished_at)
+    logs: dict[str, list[tuple[datetime, str]]] = {}  # each container's log, read once
+
+    def log_of(container: str) -> list[tuple[datetime, str]]:
+        if container not in logs:
+            logs[container] = timed_log(kube, namespace, pod, container)
+        return logs[container]
+
     for event, (container, pattern) in (markers or {}).items():
         if any(s.name == container for s in p.status.init_container_statuses or []):
-            events[event] = rel(first_log_time(kube, namespace, pod, container, pattern))
+            events[event] = rel(next((t for t, line in log_of(container) if re.search(pattern, line)), None))
     for s in p.status.container_statuses or []:
         if s.name == "mysql" and s.state.running is not None:
             events["mysql start"] = rel(s.state.running.started_at)
-    text = kube.core.read_namespaced_pod_log(pod, namespace, container="mysql", timestamps=True)
-    accepting = [ln.split(" ", 1)[0] for ln in text.splitlines() if "ready for connections" in ln]
+    accepting = [t for t, line in log_of("mysql") if "ready for connections" in line]
     if accepting:
-        events["accepting"] = rel(datetime.fromisoformat(accepting[-1].replace("Z", "+00:00")))
+        events["accepting"] = rel(accepting[-1])
     events["ready"] = rel(getattr(conditions.get("Ready"), "last_transition_time", None))
     return {k: v for k, v in events.items() if v is not None}
 
 
 def log_span(kube: Kube, namespace: str, pod: str, container: str) -> float:
     """Seconds between the first and the last line a container logged (kubelet timestamps, ns)."""
-    text = kube.core.read_namespaced_pod_log(pod, namespace, container=container, timestamps=True)
-    stamps = [line.split(" ", 1)[0] for line in text.splitlines() if line.strip()]
+    stamps = [t for t, _ in timed_log(kube, namespace, pod, container)]
     if len(stamps) < 2:
         raise RuntimeError(f"{namespace}/{pod} {container} logged {len(stamps)} lines: no span to time")
-    first, last = (datetime.fromisoformat(s.replace("Z", "+00:00")) for s in (stamps[0], stamps[-1]))
-    return (last - first).total_seconds()
+    return (stamps[-1] - stamps[0]).total_seconds()
 
 
 @dataclass
@@ -184,6 +189,27 @@ class Setup:
             return (ready == total == pods) or Pending(f"{ready} ready of {total} endpoints")
 
         wait_until(listed, timeout=300, interval=0.5, what=f"{self.namespace} mysql-read at {pods} endpoints")
+
+    def cap_cpu(self, ordinals: Sequence[int], cpu: str) -> None:
+        """Caps each pod's server container at `cpu` in place (the pod's resize subresource: no
+        restart), and waits until the kubelet has applied it."""
+        patch = {"spec": {"containers": [{"name": "mysql", "resources": {"limits": {"cpu": cpu}}}]}}
+        for i in ordinals:
+            self.cluster.kubectl(
+                "patch", "-n", self.namespace, f"pod/mysql-{i}", "--subresource", "resize",
+                "-p", json.dumps(patch),
+            )  # fmt: skip
+
+        def applied() -> bool | Pending:
+            for i in ordinals:
+                pod = self.kube.core.read_namespaced_pod(f"mysql-{i}", self.namespace)
+                status = next(c for c in pod.status.container_statuses or [] if c.name == "mysql")
+                limits = (status.resources.limits if status.resources else None) or {}
+                if limits.get("cpu") != cpu:
+                    return Pending(f"mysql-{i}: cpu limit {limits.get('cpu')}")
+            return True
+
+        wait_until(applied, timeout=120, interval=0.5, what=f"{self.namespace} servers capped at {cpu} CPU")
 
     def delete(self) -> None:
         delete_namespace(self.kube, self.namespace)

@@ -42,11 +42,14 @@ def _fmt(value: Any, digits: int = 1) -> str:
 def table(results: dict[str, Any]) -> str:
     """The Markdown report: headline ratios, then every figure per flavor."""
     env = results["environment"]
+    capped = ""
+    if "server_cpu" in env:
+        capped = f"; every server capped at {env['server_cpu']} CPU for writes and reads"
     lines = [
         f"Measured {results['timestamp']} ({'quick' if results['quick'] else 'full'} run, "
         f"{results['seconds'] // 60} min) on {env['cores']} cores, {env['memory_gib']} GiB, kind "
         f"(Kubernetes {env['kubernetes']}), {env['mode']} images; {results['plan']['tables']} x "
-        f"{results['plan']['rows']:,} sysbench rows for the scale-out.",
+        f"{results['plan']['rows']:,} sysbench rows for the scale-out{capped}.",
         "",
         "| headline | value | target |",
         "|---|---|---|",

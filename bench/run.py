@@ -62,6 +62,10 @@ class Plan:
 
 
 WRITE_TABLES, WRITE_ROWS = 4, 20_000  # sbwrite: the data every write-throughput run uses
+# Every database server's CPU during the write and read figures: a quarter of the machine each, so
+# that three servers and the load fit in it and a single server gets what one of the chart's gets
+# (uncapped, the single server had the replicas' share too: bench/README.md).
+SERVER_CPU = f"{(os.cpu_count() or 2) * 250}m"
 
 
 def environment(cluster: harness_cluster.Cluster) -> dict[str, object]:
@@ -83,6 +87,7 @@ def environment(cluster: harness_cluster.Cluster) -> dict[str, object]:
         "kubernetes": server[0].split(":", 1)[1].strip() if server else "unknown",
         "helm": output("helm", "version", "--short").strip(),
         "bench_image": BENCH_IMAGE,
+        "server_cpu": SERVER_CPU,
     }
 
 
@@ -104,6 +109,7 @@ def measure_limits(kube: Kube, namespace: str, plan: Plan) -> dict[str, float]:
             "--bs=1M",
             f"--size={plan.fio_size}",
             "--ioengine=psync",
+            "--direct=1",  # the disk, not the page cache (which took 0.3-2.2 GB/s run to run)
             "--end_fsync=1",
             "--output-format=json",
         ]
@@ -155,7 +161,8 @@ def wait_replicas_current(setup: Setup, pod: BenchPod, replicas: list[str]) -> N
 
 def write_figures(setup: Setup, pod: BenchPod, plan: Plan, *, lag_levels: tuple[float, ...] = ()) -> dict:
     """Saturated write rate and p95 (sysbench oltp_write_only on the primary), then, per level, the
-    replicas' data age under that fraction of the saturated rate."""
+    replicas' data age under that fraction of the saturated rate; every server capped at SERVER_CPU."""
+    setup.cap_cpu(range(3), SERVER_CPU)
     primary = setup.host(0)
     saturated = pod.load(
         primary, "oltp_write_only", "sbwrite", plan.seconds, plan.threads, tables=WRITE_TABLES
@@ -178,10 +185,12 @@ def write_figures(setup: Setup, pod: BenchPod, plan: Plan, *, lag_levels: tuple[
 
 
 def read_figures(setup: Setup, pod: BenchPod, plan: Plan) -> dict[str, float]:
-    """Point selects through mysql-read with 3, 5 and 1 pods (queries/s)."""
+    """Point selects through mysql-read with 3, 5 and 1 pods (queries/s), every server capped at
+    SERVER_CPU."""
     out = {}
     for pods in (3, 5, 1):
         setup.scale(pods)
+        setup.cap_cpu(range(pods), SERVER_CPU)
         setup.wait_read_endpoints(pods)
         r = pod.load(
             "mysql-read", "oltp_point_select", "sbwrite", plan.seconds, plan.threads, tables=WRITE_TABLES
@@ -263,6 +272,7 @@ def run_flavor(
     single.prepare_accounts()
     pod = BenchPod(kube, single.namespace).create()
     pod.prepare(single.host(0), "sbwrite", WRITE_TABLES, WRITE_ROWS)
+    single.cap_cpu([0], SERVER_CPU)
     saturated = pod.load(
         single.host(0), "oltp_write_only", "sbwrite", plan.seconds, plan.threads, tables=WRITE_TABLES
     )

@@ -3,9 +3,12 @@ and the Markdown table (bench/cluster.py, bench/run.py, bench/report.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
-from bench.cluster import lag_stats, parse_sysbench
+from bench.cluster import lag_stats, log_span, parse_sysbench, timed_log
 from bench.report import steps, table, timelines
 from bench.run import ratios
 
@@ -115,6 +118,14 @@ def test_the_table_shows_headlines_and_figures() -> None:
     assert "volume writes 200 MB/s (fio), pod to pod 100 MB/s (iperf3)" in text
 
 
+def test_the_table_says_what_cpu_the_servers_had() -> None:
+    r = results()
+    r["ratios"] = ratios(r)
+    assert "capped" not in table(r)  # a run from before the cap
+    r["environment"]["server_cpu"] = "500m"
+    assert "rows for the scale-out; every server capped at 500m CPU for writes and reads." in table(r)
+
+
 TIMELINE = {
     "created": 16.0,
     "scheduled": 20.0,
@@ -151,3 +162,29 @@ def test_a_step_the_pod_did_not_log_is_unknown_not_zero() -> None:
 def test_the_charts_clone_shows_its_copy() -> None:
     timeline = {**TIMELINE, "copy start": 24.2, "copy end": 24.7}
     assert steps(timeline)["clone: copy"] == 0.5
+
+
+class LogOnly:
+    """The one API call the log readers make, answering with a fixed log."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def read_namespaced_pod_log(self, *_: Any, **__: Any) -> str:
+        return self.text
+
+
+CLONE_LOG = "2026-12-03T23:41:56.250000000Z cloning from mysql-2\n2026-12-03T23:42:07.750000000Z complete\n"
+
+
+def test_a_log_reads_as_timed_lines_and_spans_first_to_last() -> None:
+    kube: Any = SimpleNamespace(core=LogOnly(CLONE_LOG))
+    pairs = timed_log(kube, "ns", "mysql-3", "clone")
+    assert [line for _, line in pairs] == ["cloning from mysql-2", "complete"]
+    assert log_span(kube, "ns", "mysql-3", "clone") == 11.5
+
+
+def test_a_one_line_log_has_no_span() -> None:
+    kube: Any = SimpleNamespace(core=LogOnly(CLONE_LOG.splitlines()[0]))
+    with pytest.raises(RuntimeError, match="1 lines"):
+        log_span(kube, "ns", "mysql-3", "clone")
