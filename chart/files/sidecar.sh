@@ -118,6 +118,30 @@ EOSQL
   log "created the clone account the replicas clone with"
 }
 
+# Seconds the primary waits, at most, for a replica to connect before its first write (semi-sync).
+ACK_WAIT_SECONDS=${ACK_WAIT_SECONDS:-60}
+
+# usage: wait_for_acknowledger -- on the primary, before its first write: with semi-sync on and no
+# replica connected, a commit waits out the semi-sync timeout, and a backup taken meanwhile waits
+# for that commit (mariadb-backup's BACKUP STAGE), as at install, where the first replica clones
+# from here before it can acknowledge anything. Waits until a replica is connected (at most
+# ACK_WAIT_SECONDS); returns at once with semi-sync off or already acknowledged.
+wait_for_acknowledger() {
+  local status=performance_schema.global_status source=source sql i
+  if [[ $FLAVOR == mariadb ]]; then status=information_schema.GLOBAL_STATUS source=master; fi
+  sql="SELECT COUNT(*) FROM $status s JOIN $status c
+    ON s.VARIABLE_NAME = 'Rpl_semi_sync_${source}_status' AND c.VARIABLE_NAME = 'Rpl_semi_sync_${source}_clients'
+    WHERE s.VARIABLE_VALUE = 'ON' AND c.VARIABLE_VALUE = '0';"
+  for ((i = 0; i < ACK_WAIT_SECONDS * 2; i++)); do
+    [[ $(root_sql <<<"$sql" 2>/dev/null) == 1 ]] || return 0
+    if ((i == 0)); then
+      log "semi-sync is on and no replica is connected: waiting for one (at most ${ACK_WAIT_SECONDS}s) before the first write"
+    fi
+    sleep 0.5
+  done
+  log "no replica connected within ${ACK_WAIT_SECONDS}s; writing anyway (the write waits out the semi-sync timeout)"
+}
+
 # usage: heartbeat -- the primary stamps the heartbeat row every second, forever (background)
 heartbeat() {
   local failing=0
@@ -361,9 +385,8 @@ main() {
     configure_replication
     if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
   else
-    # Backups are served first: the writes below wait for a replica's acknowledgement (semi-sync),
-    # up to its timeout when none is connected, as at install, where the first replica must clone
-    # from here before it can acknowledge anything.
+    # Backups are served first, and the writes below wait for a replica that can acknowledge them
+    # (semi-sync): at install, the first replica clones from here before it can.
     if [[ $FLAVOR == mariadb ]]; then serve_backups; fi
     # TLS switch-over: the primary is replaced last; every replica presents the certificate now.
     if [[ -n ${TLS_DIR:-} ]] && ! tls_verifying; then
@@ -371,6 +394,7 @@ main() {
         warn "could not record the TLS switch-over in $TLS_VERIFIED_MARK (full volume?)"
       log "TLS switch-over: this primary presents the release's certificate; peers are verified from now on"
     fi
+    wait_for_acknowledger
     ensure_primary_objects
     heartbeat &
     HEARTBEAT_PID=$!

@@ -141,6 +141,15 @@ def test_the_default_anti_affinity_puts_the_3_pods_on_3_nodes(release: Release) 
     assert len(nodes) == 3 and len(set(nodes.values())) == 3, nodes
 
 
+def test_since_install_no_commit_on_the_primary_went_unacknowledged(release: Release) -> None:
+    """Semi-sync from the first write on: the primary's sidecar writes only once a replica is
+    connected to acknowledge, so no commit waited out the timeout and fell back to asynchronous
+    replication (its counter of unacknowledged commits is 0). It did at every install before: the
+    first write timed out while the first replica was still cloning from the primary."""
+    status = "Rpl_semi_sync_source_no_tx" if release.flavor.name == "mysql" else "Rpl_semi_sync_master_no_tx"
+    assert release.db.query(release.primary, f"SHOW GLOBAL STATUS LIKE '{status}'") == [(status, "0")]
+
+
 def test_helm_upgrade_set_replica_count_5_clones_mysql_3_and_mysql_4(release: Release) -> None:
     """`helm upgrade --set replicaCount=5` adds mysql-3 and mysql-4; `mysql -h mysql-3.mysql` reads hello."""
     release.db.query(release.primary, "CREATE DATABASE IF NOT EXISTS test")
