@@ -30,6 +30,7 @@ from harness.cluster import ARTIFACTS, Settings
 from harness.db import DB_TRANSIENT
 from harness.helm import Release
 from harness.kube import (
+    TIMEOUTS,
     CommandResult,
     Pending,
     WaitTimeout,
@@ -580,11 +581,16 @@ def pod_or_absent(release: Release, ordinal: int) -> V1Pod | Pending:
         raise
 
 
+class OtherDonorFirst(Exception):
+    """A MariaDB clone got its stream from another donor than the one the fault is aimed at."""
+
+
 def clone_underway(release: Release, ordinal: int, old_uid: str, donor: int) -> str | Pending:
     """What the clone init container of pod `ordinal` (a new pod: not old_uid) is copying, once data
     moves. MySQL: the stage and bytes the throw-away server the clone runs in reports (through its
     socket, inside the container); MariaDB: pod `donor` accepted and the stream runs (its log).
-    Fails when a MariaDB clone got its stream from another donor first: the fault would miss it."""
+    Raises OtherDonorFirst when a MariaDB clone got its stream from another donor first: the fault
+    would miss it."""
     pod = pod_or_absent(release, ordinal)
     if isinstance(pod, Pending):
         return pod
@@ -596,9 +602,10 @@ def clone_underway(release: Release, ordinal: int, old_uid: str, donor: int) -> 
         accepted = [line for line in text.splitlines() if "accepted; receiving the stream" in line]
         if not accepted:
             return Pending(f"clone log: {text.strip().splitlines()[-1:]}")
-        assert f"donor {release.pod(donor)} accepted" in accepted[0], (
-            f"{release.pod(ordinal)}'s clone streamed from another donor first:\n{text[-3000:]}"
-        )
+        if f"donor {release.pod(donor)} accepted" not in accepted[0]:
+            raise OtherDonorFirst(
+                f"{release.pod(ordinal)}'s clone streamed from another donor first:\n{text[-3000:]}"
+            )
         return accepted[0]
     sql = (
         "SELECT CONCAT(STAGE, ' ', DATA) FROM performance_schema.clone_progress "
@@ -626,20 +633,37 @@ def ensure_clone_filler(release: Release) -> None:
     release.wait_replicas_applied()
 
 
+# Times mysql-2 is re-cloned until its clone streams from mysql-1. The first try can go to mysql-0:
+# kube-router rejects (Connection refused) a new pod's first connections to a pod on a node whose
+# policy rules do not list its address yet, and the clone moves on to its next donor (seen once,
+# session 16: mysql-1 listening, refused 6 s after mysql-2 was created, mysql-0 accepted).
+RECLONE_ATTEMPTS = 3
+
+
 def reclone_until_copying(release: Release) -> tuple[Predicate, V1Pod]:
-    """Delete mysql-2's claim and pod; return once its clone copies from mysql-1, its first donor.
-    Returns the predicate "mysql-2 back on a new claim" and mysql-1 as it was before the fault."""
+    """Delete mysql-2's claim and pod; return once its clone copies from mysql-1, its first donor
+    (RECLONE_ATTEMPTS times at most). Returns the predicate "mysql-2 back on a new claim" and
+    mysql-1 as it was before the fault."""
     ensure_clone_filler(release)
     core, namespace = release.kube.core, release.namespace
     donor = core.read_namespaced_pod(release.pod(1), namespace)
-    old_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
-    back = release.delete_claim_and_pod(2)
-    stage = wait_until(
-        lambda: clone_underway(release, 2, old_uid, donor=1), timeout=300, interval=1,
-        what="mysql-2's clone copying data",
-    )  # fmt: skip
-    log.info("mysql-2's clone is copying: %s", stage)
-    return back, donor
+    for attempt in range(1, RECLONE_ATTEMPTS + 1):
+        old_uid = core.read_namespaced_pod(release.pod(2), namespace).metadata.uid
+        back = release.delete_claim_and_pod(2)
+        try:
+            stage = wait_until(
+                lambda old_uid=old_uid: clone_underway(release, 2, old_uid, donor=1), timeout=300,
+                interval=1, what="mysql-2's clone copying data",
+            )  # fmt: skip
+        except OtherDonorFirst as other:
+            if attempt == RECLONE_ATTEMPTS:
+                raise AssertionError(f"{RECLONE_ATTEMPTS} attempts: {other}") from other
+            log.warning("attempt %d: %s", attempt, other)
+            wait_until(back, timeout=TIMEOUTS.pod_ready, what="mysql-2 back on a new claim, to try again")
+            continue
+        log.info("mysql-2's clone is copying: %s", stage)
+        return back, donor
+    raise AssertionError("unreachable")
 
 
 def kill_donor_mid_clone(release: Release) -> Predicate:
