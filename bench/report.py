@@ -106,8 +106,10 @@ def steps(timeline: dict[str, float]) -> dict[str, float | None]:
     """One pod's start as durations (s): scheduling (its claim provisioned), the sandbox and volumes
     until the first init container, the init containers, the server until it accepts connections,
     and the probes until Ready."""
+    # Init containers have a start and an end; so has the copy inside the chart's clone (a marker).
     inits = sorted(
-        {k.rsplit(" ", 1)[0] for k in timeline if k.endswith(" end")}, key=lambda n: timeline[f"{n} start"]
+        {k.rsplit(" ", 1)[0] for k in timeline if k.endswith(" end") and k != "copy end"},
+        key=lambda n: timeline[f"{n} start"],
     )
 
     def span(a: str | None, b: str) -> float | None:
@@ -140,7 +142,9 @@ def timelines(results: dict[str, Any]) -> str:
                 if not tl:
                     continue
                 rows = {pod: steps(t) for pod, t in tl.items()}
-                cols = list(dict.fromkeys(k for r in rows.values() for k in r))
+                # The columns of the pod with the most steps first (a primary has no copy).
+                ordered = sorted(rows.values(), key=len, reverse=True)
+                cols = list(dict.fromkeys(k for r in ordered for k in r))
                 lines += [
                     f"{setup}, {op}:",
                     "",

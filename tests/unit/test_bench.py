@@ -162,6 +162,19 @@ def test_a_step_the_pod_did_not_log_is_unknown_not_zero() -> None:
 def test_the_charts_clone_shows_its_copy() -> None:
     timeline = {**TIMELINE, "copy start": 24.2, "copy end": 24.7}
     assert steps(timeline)["clone: copy"] == 0.5
+    assert "copy" not in steps(timeline)  # the copy is a step of the clone, not an init container
+
+
+def test_a_pod_without_a_copy_keeps_the_copy_column_in_place() -> None:
+    primary = {**TIMELINE}
+    replica = {**TIMELINE, "copy start": 24.2, "copy end": 24.7}
+    results = {
+        "figures": {
+            "mariadb": {"chart-mariadb": {"install_timeline": {"mysql-0": primary, "mysql-1": replica}}}
+        }
+    }
+    header = next(line for line in timelines(results).splitlines() if line.startswith("| pod |"))
+    assert header.index("clone: copy") < header.index("server start"), header
 
 
 class LogOnly:
